@@ -1,0 +1,87 @@
+"""Names and defaults shared across the package: Redis keys, queue names, row states.
+
+Every Redis key the project writes starts with ``REDIS_PREFIX`` so an operator can see at a
+glance what belongs to distributor on a shared Redis.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+REDIS_PREFIX = "distributor:"
+BUCKET_KEY_PREFIX = REDIS_PREFIX + "bucket:"
+DISPATCH_EPOCH_KEY = REDIS_PREFIX + "dispatch-epoch"
+
+CELERY_QUEUE = "distributor"
+
+CATEGORY_GIFTCARD = "giftcard"
+ASSET_TYPES = ("epay.nzd.main", "epay.nzd.test")
+ISSUERS = ("ezipay",)
+DEFAULT_ASSET_TYPE = "epay.nzd.main"
+DEFAULT_ISSUER = "ezipay"
+MESSAGE_MAX_CHARS = 100
+DEFAULT_PHONE_REGION = "NZ"
+NZ_COUNTRY_CODE = 64
+
+INSERT_CHUNK_ROWS = 2_000
+DISPATCH_CHUNK_ROWS = 500
+PAGE_SIZE_DEFAULT = 100
+PAGE_SIZE_MAX = 1_000
+
+
+class RowState(StrEnum):
+    """Where one row of a batch stands; see the lifecycle in README.md."""
+
+    PENDING = "pending"
+    LOADING = "loading"
+    LOADED = "loaded"
+    TRANSFERRING = "transferring"
+    SENT = "sent"
+    FAILED = "failed"
+    INVALID = "invalid"
+    DUPLICATE = "duplicate"
+    CANCELLED = "cancelled"
+
+
+LIVE_STATES = (
+    RowState.PENDING,
+    RowState.LOADING,
+    RowState.LOADED,
+    RowState.TRANSFERRING,
+    RowState.SENT,
+)
+"""States in which a row holds its card: at most one live row per card, across batches."""
+
+IN_FLIGHT_STATES = (RowState.LOADING, RowState.TRANSFERRING)
+"""States that carry a lease: a worker may be talking to Centrapay about this row."""
+
+UNSETTLED_STATES = (
+    RowState.PENDING,
+    RowState.LOADING,
+    RowState.LOADED,
+    RowState.TRANSFERRING,
+)
+"""States a running batch still has work in."""
+
+
+class BatchState(StrEnum):
+    """Where a whole batch stands."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    DONE = "done"
+
+
+class TransferStatus(StrEnum):
+    """Centrapay's asset-transfer lifecycle."""
+
+    CREATED = "created"
+    SENT = "sent"
+    CLAIMED = "claimed"
+    EXPIRED = "expired"
+    RETURNED = "returned"
+
+
+FINAL_TRANSFER_STATUSES = (TransferStatus.CLAIMED, TransferStatus.RETURNED)

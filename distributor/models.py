@@ -1,0 +1,148 @@
+"""The database schema: batches and their rows (SQLAlchemy 2.0, typed).
+
+The same models serve Postgres (the service) and SQLite (standalone mode), so only
+portable column types are used. Alembic builds the schema from migrations/, and a test
+checks that it matches these models.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from distributor.constants import LIVE_STATES, BatchState, RowState
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Id = BigInteger().with_variant(Integer(), "sqlite")
+"""SQLite only autoincrements INTEGER PRIMARY KEY; Postgres gets a bigint identity."""
+
+Timestamp = DateTime(timezone=True)
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+LIVE_STATES_SQL = f"state IN ({_in(tuple(LIVE_STATES))})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Batch(Base):
+    """One uploaded file and the defaults its rows were sent with."""
+
+    __tablename__ = "batches"
+    __table_args__ = (CheckConstraint(f"state IN ({_in(tuple(BatchState))})", name="state"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), default=BatchState.QUEUED)
+    pause_reason: Mapped[str | None] = mapped_column(Text)
+    asset_type: Mapped[str] = mapped_column(String(32))
+    issuer: Mapped[str] = mapped_column(String(32))
+    sender_name: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(String(255))
+    total_rows: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        Timestamp, server_default=func.now(), onupdate=func.now()
+    )
+    started_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    rows: Mapped[list[Row]] = relationship(back_populates="batch", passive_deletes=True)
+
+
+class Row(Base):
+    """One line of an uploaded file and how far it has got.
+
+    The card number is kept only encrypted (``card_number_enc``) and the PIN only
+    encrypted until the card is loaded, when it is wiped. ``card_key`` is an HMAC of
+    issuer, type and card number: the partial unique index over live states stops two
+    live rows, in any batches, from holding one card.
+    """
+
+    __tablename__ = "rows"
+    __table_args__ = (
+        CheckConstraint(f"state IN ({_in(tuple(RowState))})", name="state"),
+        Index(
+            "uq_rows_live_card_key",
+            "card_key",
+            unique=True,
+            postgresql_where=text(LIVE_STATES_SQL),
+            sqlite_where=text(LIVE_STATES_SQL),
+        ),
+        Index("ix_rows_batch_id_state", "batch_id", "state"),
+        Index("ix_rows_state_lease_until", "state", "lease_until"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    line_no: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    recipient_masked: Mapped[str | None] = mapped_column(String(320))
+    card_key: Mapped[str | None] = mapped_column(String(64))
+    card_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    card_masked: Mapped[str | None] = mapped_column(String(32))
+    pin_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    message: Mapped[str | None] = mapped_column(Text)
+    sender_name: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(String(255))
+    asset_type: Mapped[str | None] = mapped_column(String(32))
+    issuer: Mapped[str | None] = mapped_column(String(32))
+
+    asset_id: Mapped[str | None] = mapped_column(String(64))
+    transfer_id: Mapped[str | None] = mapped_column(String(64))
+    transfer_status: Mapped[str | None] = mapped_column(String(16))
+
+    load_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    transfer_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    lease_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    not_before: Mapped[datetime | None] = mapped_column(Timestamp)
+    enqueued_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_detail: Mapped[str | None] = mapped_column(Text)
+    retryable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+    created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        Timestamp, server_default=func.now(), onupdate=func.now()
+    )
+    loaded_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    transfer_checked_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    batch: Mapped[Batch] = relationship(back_populates="rows")
+
+    @property
+    def attempts(self) -> int:
+        """Calls made for this row that counted as attempts (429s do not)."""
+        return self.load_attempts + self.transfer_attempts

@@ -1,0 +1,73 @@
+"""Shared fixtures: a real Postgres database per test (copied from a template that Alembic
+builds once per pytest process), a real Redis database, and settings pointing at both."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import redis
+
+from distributor.config import Settings
+from distributor.db import dispose_engines
+from distributor.migrate import upgrade
+
+PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_URL_BASE = os.environ.get("TEST_PG_URL_BASE", "postgresql+psycopg://postgres@127.0.0.1:5432/")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_SECRET_KEY = "test-secret-key-0123456789abcdef-0123456789"
+TEST_API_TOKEN = "test-api-token"
+
+
+def _admin(sql: str) -> None:
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(sql)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def template_database() -> Iterator[str]:
+    """A database migrated to head by Alembic, used as the template for each test's copy."""
+    name = f"distributor_tpl_{os.getpid()}"
+    _admin(f'DROP DATABASE IF EXISTS "{name}"')
+    _admin(f'CREATE DATABASE "{name}"')
+    upgrade(PG_URL_BASE + name)
+    dispose_engines()
+    yield name
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url(template_database: str) -> Iterator[str]:
+    """A fresh database of the current schema, dropped after the test."""
+    name = f"distributor_t_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    yield PG_URL_BASE + name
+    dispose_engines()
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """The test Redis database, flushed before and after the test."""
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    client.flushdb()
+    yield TEST_REDIS_URL
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str) -> Settings:
+    """Settings for a test: its own database, the test Redis, known secrets, no .env file."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=database_url,
+        redis_url=redis_url,
+        distributor_secret_key=TEST_SECRET_KEY,  # type: ignore[arg-type]
+        distributor_api_tokens=[TEST_API_TOKEN],
+        centrapay_api_key="sandbox-key",  # type: ignore[arg-type]
+        centrapay_account_id="sandbox-account",
+    )
