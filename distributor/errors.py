@@ -115,3 +115,11 @@ class CentrapayConnectionError(CentrapayTransient):
     """The connection failed or dropped."""
 
     code = "CONNECTION_ERROR"
+
+
+class TokenWaitTooLong(DistributorError):
+    """No rate-limit token within the allowed wait: give the worker slot back, come back later."""
+
+    def __init__(self, wait_seconds: float) -> None:
+        super().__init__(f"next Centrapay token in {wait_seconds:.1f}s")
+        self.wait_seconds = wait_seconds

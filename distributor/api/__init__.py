@@ -1,0 +1,1 @@
+"""The HTTP API: upload, batch and row queries, batch control, health."""

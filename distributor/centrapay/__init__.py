@@ -1,0 +1,1 @@
+"""Talking to Centrapay: the HTTP client, and the local sandbox API."""

@@ -1,0 +1,261 @@
+"""The Centrapay API client: one typed method per call the service makes.
+
+Every request first takes a token from the shared bucket; a 429 pauses that bucket for
+everyone. Answers that are not successes become the exceptions of ``distributor.errors``
+here, and nowhere else. Request bodies (which carry PINs) and the API key are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from distributor import metrics
+from distributor.constants import CATEGORY_GIFTCARD
+from distributor.errors import (
+    CentrapayBadRequest,
+    CentrapayConnectionError,
+    CentrapayError,
+    CentrapayForbidden,
+    CentrapayNotFound,
+    CentrapayRateLimited,
+    CentrapayRejected,
+    CentrapayServerError,
+    CentrapayTimeout,
+    CentrapayUnauthorized,
+    TokenWaitTooLong,
+)
+from distributor.ratelimit import TokenBucket, acquire
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RETRY_AFTER_SECONDS = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Asset:
+    """A giftcard asset held by an account."""
+
+    id: str
+    account_id: str
+    external_id: str | None
+    asset_type: str
+    status: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Transfer:
+    """An asset transfer and where it stands."""
+
+    id: str
+    asset_id: str | None
+    status: str
+
+
+def _asset(body: dict[str, Any]) -> Asset:
+    return Asset(
+        id=str(body["id"]),
+        account_id=str(body.get("accountId", "")),
+        external_id=body.get("externalId"),
+        asset_type=str(body.get("type", "")),
+        status=body.get("status"),
+    )
+
+
+def _transfer(body: dict[str, Any]) -> Transfer:
+    return Transfer(id=str(body["id"]), asset_id=body.get("assetId"), status=str(body["status"]))
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "")))
+    except ValueError:
+        return DEFAULT_RETRY_AFTER_SECONDS
+
+
+def error_for(response: httpx.Response) -> CentrapayError:
+    """The typed exception for a Centrapay answer that is not a success."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    message = str(body.get("message") or response.reason_phrase)
+    status = response.status_code
+    if status == 400:
+        return CentrapayBadRequest(message, status=400)
+    if status == 401:
+        return CentrapayUnauthorized(message, status=401)
+    if status == 403:
+        return CentrapayForbidden(message, code=message, body=body)
+    if status == 404:
+        return CentrapayNotFound(message, status=404)
+    if status == 429:
+        return CentrapayRateLimited(message, retry_after=_retry_after(response))
+    if status >= 500:
+        return CentrapayServerError(message, status=status)
+    return CentrapayRejected(message, status=status, code=f"HTTP_{status}")
+
+
+class CentrapayClient:
+    """A connection-pooling client for one Centrapay credential and account.
+
+    Thread-safe: a worker process shares one instance between its threads.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        account_id: str,
+        bucket: TokenBucket,
+        timeout_seconds: float,
+        token_wait_max_seconds: float,
+        max_connections: int = 32,
+    ) -> None:
+        self.account_id = account_id
+        self._bucket = bucket
+        self._token_wait_max_seconds = token_wait_max_seconds
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={"X-Api-Key": api_key, "Accept": "application/json"},
+            timeout=httpx.Timeout(timeout_seconds),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+        )
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._http.close()
+
+    def load_giftcard(
+        self,
+        *,
+        asset_type: str,
+        issuer: str,
+        card_number: str,
+        pin: str | None,
+        description: str | None,
+        idempotency_key: str,
+    ) -> Asset:
+        """POST /api/external-assets: load a card into our account."""
+        body: dict[str, Any] = {
+            "accountId": self.account_id,
+            "category": CATEGORY_GIFTCARD,
+            "type": asset_type,
+            "issuer": issuer,
+            "externalId": card_number,
+        }
+        if pin:
+            body["pin"] = pin
+        if description:
+            body["description"] = description
+        answer = self._request(
+            "POST", "/api/external-assets", json=body, idempotency_key=idempotency_key
+        )
+        return _asset(answer)
+
+    def get_asset(self, asset_id: str) -> Asset:
+        """GET /api/assets/{id}."""
+        return _asset(self._request("GET", f"/api/assets/{asset_id}"))
+
+    def find_asset(self, *, card_number: str, asset_type: str) -> Asset | None:
+        """Our account's active asset for this card, if the card is loaded already."""
+        for item in self._pages(f"/api/accounts/{self.account_id}/assets", {}):
+            if item.get("externalId") == card_number and item.get("type") == asset_type:
+                return _asset(item)
+        return None
+
+    def create_transfer(
+        self,
+        *,
+        asset_id: str,
+        recipient_alias: str,
+        message: str | None,
+        sender_name: str | None,
+        description: str | None,
+        notify_url: str | None,
+        idempotency_key: str,
+    ) -> Transfer:
+        """POST /api/asset-transfers: send a loaded card to its recipient."""
+        body: dict[str, Any] = {"assetId": asset_id, "recipientAlias": recipient_alias}
+        optional = {
+            "message": message,
+            "senderName": sender_name,
+            "description": description,
+            "notifyUrl": notify_url,
+        }
+        body.update({key: value for key, value in optional.items() if value})
+        answer = self._request(
+            "POST", "/api/asset-transfers", json=body, idempotency_key=idempotency_key
+        )
+        return _transfer(answer)
+
+    def get_transfer(self, transfer_id: str) -> Transfer:
+        """GET /api/asset-transfers/{id}."""
+        return _transfer(self._request("GET", f"/api/asset-transfers/{transfer_id}"))
+
+    def find_transfer(self, *, asset_id: str) -> Transfer | None:
+        """The transfer we already created for this asset, if any."""
+        params = {"senderAccountId": self.account_id}
+        for item in self._pages("/api/asset-transfers", params):
+            if item.get("assetId") == asset_id:
+                return _transfer(item)
+        return None
+
+    def _pages(self, path: str, params: dict[str, str]) -> Iterator[dict[str, Any]]:
+        page_key: str | None = None
+        while True:
+            query = dict(params, pageKey=page_key) if page_key else params
+            answer = self._request("GET", path, params=query)
+            yield from answer.get("items", [])
+            page_key = answer.get("nextPageKey")
+            if not page_key:
+                return
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        reservation = acquire(self._bucket, max_wait_seconds=self._token_wait_max_seconds)
+        if not reservation.granted:
+            raise TokenWaitTooLong(reservation.wait_seconds)
+        metrics.BUCKET_WAIT.observe(reservation.wait_seconds)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        endpoint = path.split("/")[2] if path.count("/") >= 2 else path
+        started = time.monotonic()
+        try:
+            response = self._http.request(method, path, json=json, params=params, headers=headers)
+        except httpx.TimeoutException as exc:
+            metrics.CENTRAPAY_CALLS.labels(endpoint=endpoint, status="timeout").inc()
+            error = CentrapayTimeout(f"{method} {path}: no answer in time")
+            error.ambiguous = not isinstance(exc, httpx.ConnectTimeout)
+            raise error from exc
+        except httpx.TransportError as exc:
+            metrics.CENTRAPAY_CALLS.labels(endpoint=endpoint, status="connection").inc()
+            error = CentrapayConnectionError(f"{method} {path}: {type(exc).__name__}")
+            error.ambiguous = not isinstance(exc, httpx.ConnectError)
+            raise error from exc
+        elapsed_ms = (time.monotonic() - started) * 1000
+        metrics.CENTRAPAY_CALLS.labels(endpoint=endpoint, status=str(response.status_code)).inc()
+        logger.debug("%s %s -> %s in %.0f ms", method, path, response.status_code, elapsed_ms)
+        if response.is_success:
+            answer = response.json()
+            return answer if isinstance(answer, dict) else {}
+        error = error_for(response)
+        if isinstance(error, CentrapayRateLimited):
+            self._bucket.pause_for(error.retry_after)
+        raise error

@@ -1,0 +1,1 @@
+"""The row pipeline: claim, load, transfer, recover; batch control; the sweeper."""

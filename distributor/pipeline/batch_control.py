@@ -1,0 +1,237 @@
+"""Batch-level state changes: start, pause, resume, cancel, retry, finish.
+
+Like the row transitions, each is a compare-and-set, so two operators (or an operator and
+a worker) acting at once cannot leave a batch in a state neither asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, exists, not_, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from distributor.batches import get_batch
+from distributor.constants import LIVE_STATES, UNSETTLED_STATES, BatchState, RowState
+from distributor.errors import Conflict
+from distributor.models import Batch, Row
+
+RESUMABLE_FROM = (BatchState.PAUSED, BatchState.DONE)
+
+
+def _set_state(
+    session: Session,
+    *,
+    batch_id: int,
+    expected: Sequence[str],
+    state: BatchState,
+    values: dict[str, object] | None = None,
+) -> bool:
+    statement = (
+        update(Batch)
+        .where(Batch.id == batch_id, Batch.state.in_(expected))
+        .values(state=state, **(values or {}))
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(statement).rowcount == 1  # type: ignore[attr-defined, no-any-return]
+
+
+def start(session: Session, *, batch_id: int, now: datetime) -> None:
+    """queued -> running; Conflict if the batch is not queued."""
+    batch = get_batch(session, batch_id)
+    if not _set_state(
+        session,
+        batch_id=batch_id,
+        expected=[BatchState.QUEUED],
+        state=BatchState.RUNNING,
+        values={"started_at": now},
+    ):
+        raise Conflict(f"batch {batch_id} is {batch.state}, not queued")
+
+
+def pause(session: Session, *, batch_id: int, reason: str) -> bool:
+    """running/queued -> paused, with the reason shown to operators."""
+    return _set_state(
+        session,
+        batch_id=batch_id,
+        expected=[BatchState.RUNNING, BatchState.QUEUED],
+        state=BatchState.PAUSED,
+        values={"pause_reason": reason},
+    )
+
+
+def resume(session: Session, *, batch_id: int) -> None:
+    """paused -> running; Conflict otherwise."""
+    batch = get_batch(session, batch_id)
+    if not _set_state(
+        session,
+        batch_id=batch_id,
+        expected=[BatchState.PAUSED],
+        state=BatchState.RUNNING,
+        values={"pause_reason": None},
+    ):
+        raise Conflict(f"batch {batch_id} is {batch.state}, not paused")
+
+
+def cancel(session: Session, *, batch_id: int, now: datetime) -> int:
+    """Stop a batch for good: rows not yet sent and not in flight are cancelled.
+
+    A row in flight finishes its current step and then stops (the sweeper cancels it);
+    a card already loaded stays in the account, reported with its asset id.
+    """
+    batch = get_batch(session, batch_id)
+    if batch.state == BatchState.CANCELLED:
+        return 0
+    if batch.state == BatchState.DONE and not _has_rows(session, batch_id, [RowState.FAILED]):
+        raise Conflict(f"batch {batch_id} is done; there is nothing to cancel")
+    _set_state(
+        session,
+        batch_id=batch_id,
+        expected=[s for s in BatchState if s != BatchState.CANCELLED],
+        state=BatchState.CANCELLED,
+        values={"finished_at": now},
+    )
+    return cancel_idle_rows(session, batch_id=batch_id, now=now)
+
+
+def cancel_idle_rows(session: Session, *, batch_id: int, now: datetime) -> int:
+    """Cancel the rows of a cancelled batch that are not in flight and not sent."""
+    statement = (
+        update(Row)
+        .where(
+            Row.batch_id == batch_id,
+            Row.state.in_([RowState.PENDING, RowState.LOADED, RowState.FAILED]),
+        )
+        .values(state=RowState.CANCELLED, pin_enc=None, not_before=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(statement).rowcount  # type: ignore[attr-defined, no-any-return]
+
+
+def finish_if_settled(session: Session, *, batch_id: int, now: datetime) -> bool:
+    """running -> done once no row is left to work on."""
+    unsettled = exists().where(Row.batch_id == batch_id, Row.state.in_(UNSETTLED_STATES))
+    statement = (
+        update(Batch)
+        .where(Batch.id == batch_id, Batch.state == BatchState.RUNNING, not_(unsettled))
+        .values(state=BatchState.DONE, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(statement).rowcount == 1  # type: ignore[attr-defined, no-any-return]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryResult:
+    """Rows put back to work, and rows refused because another live row holds their card."""
+
+    retried: list[int]
+    refused: list[int]
+
+
+def retry(
+    session: Session,
+    *,
+    batch_id: int,
+    error_codes: Sequence[str] = (),
+    row_ids: Sequence[int] = (),
+    now: datetime,
+) -> RetryResult:
+    """Failed rows go back to the step that failed: a loaded card is never loaded again."""
+    batch = get_batch(session, batch_id)
+    if batch.state == BatchState.CANCELLED:
+        raise Conflict(f"batch {batch_id} is cancelled")
+    other = aliased(Row)
+    card_taken = exists().where(
+        other.card_key == Row.card_key, other.id != Row.id, other.state.in_(LIVE_STATES)
+    )
+    chosen = [Row.batch_id == batch_id, Row.state == RowState.FAILED]
+    if error_codes:
+        chosen.append(Row.error_code.in_(error_codes))
+    if row_ids:
+        chosen.append(Row.id.in_(row_ids))
+    refused = list(session.scalars(select(Row.id).where(*chosen, card_taken)))
+    retried: list[int] = []
+    for back_to, has_asset in ((RowState.PENDING, False), (RowState.LOADED, True)):
+        step_filter = Row.asset_id.is_not(None) if has_asset else Row.asset_id.is_(None)
+        statement = (
+            update(Row)
+            .where(*chosen, step_filter, not_(card_taken))
+            .values(
+                state=back_to,
+                not_before=None,
+                retryable=False,
+                error_code=None,
+                error_detail=None,
+                enqueued_at=None,
+                updated_at=now,
+            )
+            .returning(Row.id)
+            .execution_options(synchronize_session=False)
+        )
+        retried.extend(session.scalars(statement))
+    if retried:
+        _set_state(
+            session,
+            batch_id=batch_id,
+            expected=[BatchState.DONE],
+            state=BatchState.RUNNING,
+            values={"finished_at": None},
+        )
+    return RetryResult(retried=retried, refused=refused)
+
+
+def _has_rows(session: Session, batch_id: int, states: Sequence[str]) -> bool:
+    query = select(Row.id).where(Row.batch_id == batch_id, Row.state.in_(states)).limit(1)
+    return session.execute(query).first() is not None
+
+
+def ready_row_ids(
+    session: Session,
+    *,
+    batch_id: int | None,
+    now: datetime,
+    after_id: int,
+    limit: int,
+    enqueued_before: datetime | None = None,
+) -> list[tuple[int, int]]:
+    """(row id, batch id) of rows of running batches that a task could take now, by id.
+
+    In-flight rows whose lease ran out and that were not enqueued since; and waiting rows
+    whose wait is over, all of them, or with ``enqueued_before`` only those never
+    enqueued or last enqueued before then.
+    """
+    waiting = and_(
+        Row.state.in_([RowState.PENDING, RowState.LOADED]),
+        or_(Row.not_before.is_(None), Row.not_before <= now),
+    )
+    if enqueued_before is not None:
+        waiting = and_(
+            waiting, or_(Row.enqueued_at.is_(None), Row.enqueued_at < enqueued_before)
+        )
+    expired = and_(
+        Row.state.in_([RowState.LOADING, RowState.TRANSFERRING]),
+        Row.lease_until < now,
+        or_(Row.enqueued_at.is_(None), Row.enqueued_at < Row.lease_until),
+    )
+    query = (
+        select(Row.id, Row.batch_id)
+        .join(Batch, Batch.id == Row.batch_id)
+        .where(Batch.state == BatchState.RUNNING, Row.id > after_id, or_(waiting, expired))
+        .order_by(Row.id)
+        .limit(limit)
+    )
+    if batch_id is not None:
+        query = query.where(Row.batch_id == batch_id)
+    return [(row_id, row_batch) for row_id, row_batch in session.execute(query)]
+
+
+def mark_enqueued(session: Session, *, row_ids: Sequence[int], now: datetime) -> None:
+    """Remember when these rows were last handed to the queue."""
+    session.execute(
+        update(Row)
+        .where(Row.id.in_(row_ids))
+        .values(enqueued_at=now)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,55 @@
+"""What the row steps need, built once per worker process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from distributor.centrapay.client import CentrapayClient
+from distributor.config import Settings
+from distributor.pipeline.outcomes import RetryPolicy
+from distributor.ratelimit import TokenBucket
+from distributor.vault import Vault, vault_from_settings
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineContext:
+    """Database, secrets, Centrapay client and policies shared by a process's row tasks."""
+
+    database_url: str
+    vault: Vault
+    client: CentrapayClient
+    policy: RetryPolicy
+    lease: timedelta
+    notify_url: str | None
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self.client.close()
+
+
+def build_context(settings: Settings, *, bucket: TokenBucket, base_url: str) -> PipelineContext:
+    """A context for ``settings``, calling Centrapay at ``base_url`` through ``bucket``."""
+    settings.require("centrapay_api_key", "centrapay_account_id", "distributor_secret_key")
+    assert settings.centrapay_api_key is not None and settings.centrapay_account_id is not None
+    client = CentrapayClient(
+        base_url=base_url,
+        api_key=settings.centrapay_api_key.get_secret_value(),
+        account_id=settings.centrapay_account_id,
+        bucket=bucket,
+        timeout_seconds=settings.centrapay_timeout_seconds,
+        token_wait_max_seconds=settings.token_wait_max_seconds,
+        max_connections=settings.worker_concurrency * 2,
+    )
+    return PipelineContext(
+        database_url=settings.database_url,
+        vault=vault_from_settings(settings),
+        client=client,
+        policy=RetryPolicy(
+            max_retries=settings.max_auto_retries,
+            base_seconds=settings.retry_backoff_seconds,
+            max_seconds=settings.retry_backoff_max_seconds,
+        ),
+        lease=timedelta(seconds=settings.lease_seconds),
+        notify_url=settings.centrapay_notify_url,
+    )

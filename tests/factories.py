@@ -1,0 +1,50 @@
+"""Rows and batches written straight to the database, for tests of what comes after ingest."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from distributor.constants import BatchState, RowState
+from distributor.models import Batch, Row
+from distributor.vault import Vault
+
+
+def make_batch(session: Session, *, state: str = BatchState.RUNNING, name: str = "t.csv") -> Batch:
+    """A batch of epay.nzd.test cards from ezipay."""
+    batch = Batch(name=name, state=state, asset_type="epay.nzd.test", issuer="ezipay")
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+def make_row(
+    session: Session,
+    *,
+    batch: Batch,
+    vault: Vault,
+    card_number: str,
+    pin: str = "1234",
+    recipient: str = "+64221231234",
+    state: str = RowState.PENDING,
+    line_no: int = 1,
+) -> Row:
+    """A valid row of ``batch`` holding ``card_number``."""
+    row = Row(
+        batch_id=batch.id,
+        line_no=line_no,
+        state=state,
+        recipient=recipient,
+        recipient_masked="+64*****" + recipient[-4:],
+        card_key=vault.card_key(
+            issuer=batch.issuer, asset_type=batch.asset_type, card_number=card_number
+        ),
+        card_number_enc=vault.encrypt(card_number),
+        card_masked="*******" + card_number[-5:],
+        pin_enc=vault.encrypt(pin),
+        message="Hello",
+        asset_type=batch.asset_type,
+        issuer=batch.issuer,
+    )
+    session.add(row)
+    session.flush()
+    return row

@@ -1,0 +1,84 @@
+"""Real processes for tests: a Celery worker or beat started as ``python -m distributor``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from distributor.config import Settings
+
+READY_TIMEOUT_SECONDS = 30.0
+
+
+def service_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment variables that make a child process use ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CENTRAPAY_", "DISTRIBUTOR_"))}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, list):
+            value = ",".join(value)
+        elif hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[name.upper()] = str(value)
+    for field in ("centrapay_api_key", "distributor_secret_key"):
+        secret = getattr(settings, field)
+        if secret is not None:
+            env[field.upper()] = secret.get_secret_value()
+    env.update(extra)
+    return env
+
+
+class ServiceProcess:
+    """A ``distributor`` subcommand running as a child process, logging to a file."""
+
+    def __init__(self, args: list[str], *, env: dict[str, str], log_path: Path, ready: str):
+        self.args = args
+        self.env = env
+        self.log_path = log_path
+        self.ready = ready
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        """Start it and wait until its log says it is ready."""
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "distributor", *self.args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.ready in self.log_path.read_text(errors="replace")[offset:]:
+                return self
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.args} did not start:\n{self.log_text()[-3000:]}")
+
+    def log_text(self) -> str:
+        """Everything the process logged so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to the process and its children and wait for it to end."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, sig)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        """Ask it to stop (SIGTERM), then make sure it has."""
+        self.kill(signal.SIGTERM)
