@@ -93,10 +93,13 @@ class CentrapayTransient(CentrapayError):
     """A fault that should pass: retry automatically with backoff.
 
     ``ambiguous`` is true when the request may have been applied (timeout or dropped
-    connection after sending, or a 5xx): look before sending it again.
+    connection after sending, or a 5xx): look before sending it again. A connection that
+    was never made is not ambiguous.
     """
 
-    ambiguous = True
+    def __init__(self, message: str, *, status: int | None = None, ambiguous: bool = True):
+        super().__init__(message, status=status)
+        self.ambiguous = ambiguous
 
 
 class CentrapayServerError(CentrapayTransient):
@@ -121,5 +124,5 @@ class TokenWaitTooLong(DistributorError):
     """No rate-limit token within the allowed wait: give the worker slot back, come back later."""
 
     def __init__(self, wait_seconds: float) -> None:
-        super().__init__(f"next Centrapay token in {wait_seconds:.1f}s")
-        self.wait_seconds = wait_seconds
+        super().__init__(f"come back for a Centrapay token in {wait_seconds:.1f}s")
+        self.wait_seconds = max(0.0, wait_seconds)

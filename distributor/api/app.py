@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
 from distributor.api.routes import batches, health
+from distributor.broker import batch_dispatcher, make_celery
 from distributor.config import Settings, get_settings
 from distributor.errors import Conflict, NotFound, UploadRejected
 
@@ -37,10 +38,6 @@ def create_app(settings: Settings, *, dispatch: Callable[[int], None]) -> FastAP
 
 
 def create_service_app() -> FastAPI:
-    """The API of the Celery deployment (``uvicorn --factory distributor.api.app:create_service_app``)."""
-    from distributor.worker import dispatch_batch
-
-    def dispatch(batch_id: int) -> None:
-        dispatch_batch.apply_async(kwargs={"batch_id": batch_id})
-
-    return create_app(get_settings(), dispatch=dispatch)
+    """The API of the Celery deployment (uvicorn --factory ...api.app:create_service_app)."""
+    settings = get_settings()
+    return create_app(settings, dispatch=batch_dispatcher(make_celery(settings)))

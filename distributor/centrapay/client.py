@@ -232,7 +232,9 @@ class CentrapayClient:
     ) -> dict[str, Any]:
         reservation = acquire(self._bucket, max_wait_seconds=self._token_wait_max_seconds)
         if not reservation.granted:
-            raise TokenWaitTooLong(reservation.wait_seconds)
+            # Come back when a token is within reach, not after the whole wait: by then
+            # the reservation succeeds and the bucket stays busy.
+            raise TokenWaitTooLong(reservation.wait_seconds - self._token_wait_max_seconds)
         metrics.BUCKET_WAIT.observe(reservation.wait_seconds)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         endpoint = path.split("/")[2] if path.count("/") >= 2 else path
@@ -241,14 +243,16 @@ class CentrapayClient:
             response = self._http.request(method, path, json=json, params=params, headers=headers)
         except httpx.TimeoutException as exc:
             metrics.CENTRAPAY_CALLS.labels(endpoint=endpoint, status="timeout").inc()
-            error = CentrapayTimeout(f"{method} {path}: no answer in time")
-            error.ambiguous = not isinstance(exc, httpx.ConnectTimeout)
-            raise error from exc
+            raise CentrapayTimeout(
+                f"{method} {path}: no answer in time",
+                ambiguous=not isinstance(exc, httpx.ConnectTimeout),
+            ) from exc
         except httpx.TransportError as exc:
             metrics.CENTRAPAY_CALLS.labels(endpoint=endpoint, status="connection").inc()
-            error = CentrapayConnectionError(f"{method} {path}: {type(exc).__name__}")
-            error.ambiguous = not isinstance(exc, httpx.ConnectError)
-            raise error from exc
+            raise CentrapayConnectionError(
+                f"{method} {path}: {type(exc).__name__}",
+                ambiguous=not isinstance(exc, httpx.ConnectError),
+            ) from exc
         elapsed_ms = (time.monotonic() - started) * 1000
         metrics.CENTRAPAY_CALLS.labels(endpoint=endpoint, status=str(response.status_code)).inc()
         logger.debug("%s %s -> %s in %.0f ms", method, path, response.status_code, elapsed_ms)

@@ -1,0 +1,175 @@
+"""Batches: upload, list, inspect, list rows, and start / pause / resume / cancel / retry."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
+from pydantic import BaseModel, Field
+
+from distributor import batches
+from distributor.api.deps import Authorized, DispatchDep, SessionDep, SettingsDep
+from distributor.constants import ASSET_TYPES, ISSUERS, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, RowState
+from distributor.errors import UploadRejected
+from distributor.ingest import BatchOptions, ingest_csv
+from distributor.pipeline import batch_control
+from distributor.pipeline.clock import utcnow
+from distributor.vault import vault_from_settings
+
+router = APIRouter(prefix="/batches", tags=["batches"], dependencies=[Authorized])
+
+Limit = Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+class RetryRequest(BaseModel):
+    """Which failed rows to retry: all of them, or those with these codes or ids."""
+
+    error_codes: list[str] = Field(default_factory=list)
+    row_ids: list[int] = Field(default_factory=list)
+
+
+def _choice(value: str | None, default: str, allowed: tuple[str, ...], name: str) -> str:
+    chosen = value or default
+    if chosen not in allowed:
+        raise UploadRejected(f"{name} must be one of {', '.join(allowed)}, not {chosen!r}")
+    return chosen
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def upload_batch(
+    session: SessionDep,
+    settings: SettingsDep,
+    dispatch: DispatchDep,
+    file: Annotated[UploadFile, File(description="CSV: recipientAlias,cardNumber,pin,message")],
+    asset_type: Annotated[str | None, Form(alias="type")] = None,
+    issuer: Annotated[str | None, Form()] = None,
+    sender_name: Annotated[str | None, Form(alias="senderName")] = None,
+    description: Annotated[str | None, Form()] = None,
+    start: Annotated[bool, Form(description="start sending at once")] = True,
+) -> dict[str, Any]:
+    """Store a CSV as a batch (rejected whole, nothing stored, if no row is valid)."""
+    if file.size is not None and file.size > settings.upload_max_bytes:
+        raise HTTPException(
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            detail=f"the file is larger than UPLOAD_MAX_BYTES ({settings.upload_max_bytes} bytes)",
+        )
+    options = BatchOptions(
+        name=file.filename or "upload.csv",
+        asset_type=_choice(asset_type, settings.default_asset_type, ASSET_TYPES, "type"),
+        issuer=_choice(issuer, settings.default_issuer, ISSUERS, "issuer"),
+        sender_name=sender_name,
+        description=description,
+    )
+    result = ingest_csv(
+        file.file,
+        session=session,
+        vault=vault_from_settings(settings),
+        options=options,
+        max_rows=settings.upload_max_rows,
+        pin_required=settings.pin_required,
+    )
+    if start:
+        batch_control.start(session, batch_id=result.batch_id, now=utcnow())
+    session.commit()
+    if start:
+        dispatch(result.batch_id)
+    return {
+        "id": result.batch_id,
+        "counts": result.counts,
+        "problems": [problem.__dict__ for problem in result.problems],
+    }
+
+
+@router.get("")
+def list_all(
+    session: SessionDep, limit: Limit = PAGE_SIZE_DEFAULT, offset: Offset = 0
+) -> dict[str, Any]:
+    """Batches, newest first, with counts by state."""
+    return {
+        "items": [
+            batches.batch_view(session, b)
+            for b in batches.list_batches(session, limit=limit, offset=offset)
+        ]
+    }
+
+
+@router.get("/{batch_id}")
+def show(session: SessionDep, batch_id: int) -> dict[str, Any]:
+    """One batch: state, counts by state, progress."""
+    return batches.batch_view(session, batches.get_batch(session, batch_id))
+
+
+@router.get("/{batch_id}/rows")
+def rows(
+    session: SessionDep,
+    batch_id: int,
+    state: RowState | None = None,
+    error_code: str | None = None,
+    limit: Limit = PAGE_SIZE_DEFAULT,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """The batch's rows, masked, filtered by state and error code."""
+    batches.get_batch(session, batch_id)
+    found = batches.list_rows(
+        session, batch_id=batch_id, state=state, error_code=error_code, limit=limit, offset=offset
+    )
+    return {"items": [batches.row_view(row) for row in found], "limit": limit, "offset": offset}
+
+
+@router.post("/{batch_id}/start")
+def start(session: SessionDep, dispatch: DispatchDep, batch_id: int) -> dict[str, Any]:
+    """Start sending a queued batch."""
+    batch_control.start(session, batch_id=batch_id, now=utcnow())
+    session.commit()
+    dispatch(batch_id)
+    return batches.batch_view(session, batches.get_batch(session, batch_id))
+
+
+@router.post("/{batch_id}/pause")
+def pause(session: SessionDep, batch_id: int) -> dict[str, Any]:
+    """Stop taking new rows; rows in flight finish their step."""
+    batches.get_batch(session, batch_id)
+    batch_control.pause(session, batch_id=batch_id, reason="paused by an operator")
+    return batches.batch_view(session, batches.get_batch(session, batch_id))
+
+
+@router.post("/{batch_id}/resume")
+def resume(session: SessionDep, dispatch: DispatchDep, batch_id: int) -> dict[str, Any]:
+    """Go on with a paused batch."""
+    batch_control.resume(session, batch_id=batch_id)
+    session.commit()
+    dispatch(batch_id)
+    return batches.batch_view(session, batches.get_batch(session, batch_id))
+
+
+@router.post("/{batch_id}/cancel")
+def cancel(session: SessionDep, batch_id: int) -> dict[str, Any]:
+    """Stop the batch for good; rows not yet sent are cancelled."""
+    batch_control.cancel(session, batch_id=batch_id, now=utcnow())
+    return batches.batch_view(session, batches.get_batch(session, batch_id))
+
+
+@router.post("/{batch_id}/retry")
+def retry(
+    session: SessionDep, dispatch: DispatchDep, batch_id: int, request: RetryRequest | None = None
+) -> dict[str, Any]:
+    """Failed rows go back to the step that failed (a loaded card is not loaded again)."""
+    chosen = request or RetryRequest()
+    result = batch_control.retry(
+        session,
+        batch_id=batch_id,
+        error_codes=chosen.error_codes,
+        row_ids=chosen.row_ids,
+        now=utcnow(),
+    )
+    session.commit()
+    if result.retried:
+        dispatch(batch_id)
+    return {
+        "retried": len(result.retried),
+        "refused": [
+            {"row_id": row_id, "reason": "another live row holds this card"}
+            for row_id in result.refused
+        ],
+    }

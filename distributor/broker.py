@@ -1,0 +1,84 @@
+"""The producer side of Celery: the app's configuration and how work is put on the queue.
+
+Kept apart from ``worker`` (which defines the tasks and reads settings at import) so the
+API, the CLI and tests can enqueue for any settings by task name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import redis
+from celery import Celery
+
+from distributor.config import Settings
+from distributor.constants import CELERY_QUEUE
+
+ROW_TASK = "distributor.load_and_transfer"
+DISPATCH_TASK = "distributor.dispatch_batch"
+SWEEP_TASK = "distributor.sweep"
+TASK_TIME_LIMIT_SECONDS = 600
+VISIBILITY_TIMEOUT_SECONDS = 3600
+"""Redis redelivers a message unacked this long; countdowns stay far below it."""
+
+
+def make_celery(settings: Settings) -> Celery:
+    """A Celery app configured for ``settings`` (the worker's, or a producer's)."""
+    celery = Celery("distributor", broker=settings.redis_url)
+    celery.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_default_queue=CELERY_QUEUE,
+        task_time_limit=TASK_TIME_LIMIT_SECONDS,
+        worker_prefetch_multiplier=1,
+        worker_pool="threads",
+        worker_concurrency=settings.worker_concurrency,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        beat_schedule={
+            "sweep": {"task": SWEEP_TASK, "schedule": settings.sweep_interval_seconds},
+        },
+    )
+    return celery
+
+
+class CeleryRowQueue:
+    """Rows as ``distributor.load_and_transfer`` messages on the broker of ``celery``."""
+
+    def __init__(self, celery: Celery) -> None:
+        self._celery = celery
+
+    def submit(self, rows: Sequence[tuple[int, int]], *, countdown: float = 0.0) -> None:
+        """One message per row, carrying only the row and batch ids."""
+        with self._celery.producer_or_acquire() as producer:
+            for row_id, batch_id in rows:
+                self._celery.send_task(
+                    ROW_TASK,
+                    kwargs={"row_id": row_id, "batch_id": batch_id},
+                    countdown=countdown or None,
+                    producer=producer,
+                )
+
+
+def batch_dispatcher(celery: Celery) -> Callable[[int], None]:
+    """``dispatch(batch_id)``: ask a worker to enqueue the batch's ready rows."""
+
+    def dispatch(batch_id: int) -> None:
+        celery.send_task(DISPATCH_TASK, kwargs={"batch_id": batch_id})
+
+    return dispatch
+
+
+def queue_is_empty(redis_url: str) -> bool:
+    """True when no row message waits in the queue (e.g. after Redis lost its data)."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return int(client.llen(CELERY_QUEUE)) == 0
+    finally:
+        client.close()
