@@ -7,6 +7,7 @@ API, the CLI and tests can enqueue for any settings by task name.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import redis
 from celery import Celery
@@ -79,6 +80,6 @@ def queue_is_empty(redis_url: str) -> bool:
     """True when no row message waits in the queue (e.g. after Redis lost its data)."""
     client = redis.Redis.from_url(redis_url)
     try:
-        return int(client.llen(CELERY_QUEUE)) == 0
+        return cast(int, client.llen(CELERY_QUEUE)) == 0
     finally:
         client.close()

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from distributor.api.routes import batches, health
+from distributor.api.routes import batches, health, reports
 from distributor.broker import batch_dispatcher, make_celery
 from distributor.config import Settings, get_settings
 from distributor.errors import Conflict, NotFound, UploadRejected
@@ -34,6 +34,7 @@ def create_app(settings: Settings, *, dispatch: Callable[[int], None]) -> FastAP
     app.add_exception_handler(Conflict, _error(status.HTTP_409_CONFLICT))
     app.include_router(health.router)
     app.include_router(batches.router)
+    app.include_router(reports.router)
     return app
 
 

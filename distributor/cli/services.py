@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,8 @@ from distributor.cli.common import app, configure_logging, console, db_app, fail
 from distributor.config import SandboxSettings
 from distributor.constants import CELERY_QUEUE
 from distributor.errors import ConfigError
+
+DEFAULT_BEAT_SCHEDULE = Path(tempfile.gettempdir()) / "distributor-beat-schedule"
 
 
 @db_app.command("upgrade")
@@ -80,11 +83,17 @@ def worker(
 
 
 @app.command()
-def beat(loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO") -> None:
+def beat(
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+    schedule_file: Annotated[
+        Path, typer.Option(help="Where beat keeps its schedule state.")
+    ] = DEFAULT_BEAT_SCHEDULE,
+) -> None:
     """Run Celery beat: the periodic sweeper (run exactly one)."""
     celery_app = _celery_app()
     configure_logging(loglevel)
-    celery_app.start(["beat", f"--loglevel={loglevel}"])  # type: ignore[attr-defined]
+    argv = ["beat", f"--loglevel={loglevel}", f"--schedule={schedule_file}"]
+    celery_app.start(argv)  # type: ignore[attr-defined]
 
 
 @app.command()

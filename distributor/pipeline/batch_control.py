@@ -207,9 +207,7 @@ def ready_row_ids(
         or_(Row.not_before.is_(None), Row.not_before <= now),
     )
     if enqueued_before is not None:
-        waiting = and_(
-            waiting, or_(Row.enqueued_at.is_(None), Row.enqueued_at < enqueued_before)
-        )
+        waiting = and_(waiting, or_(Row.enqueued_at.is_(None), Row.enqueued_at < enqueued_before))
     expired = and_(
         Row.state.in_([RowState.LOADING, RowState.TRANSFERRING]),
         Row.lease_until < now,

@@ -69,10 +69,14 @@ def decide(error: DistributorError, *, step_attempts: int, policy: RetryPolicy) 
     if isinstance(error, CentrapayRateLimited):
         return Outcome(action=Action.WAIT, error_code=error.code, delay_seconds=error.retry_after)
     if isinstance(error, TokenWaitTooLong):
-        return Outcome(action=Action.WAIT, error_code="RATE_LIMITED", delay_seconds=error.wait_seconds)
+        return Outcome(
+            action=Action.WAIT, error_code="RATE_LIMITED", delay_seconds=error.wait_seconds
+        )
     if isinstance(error, BucketUnavailable):
         return Outcome(
-            action=Action.WAIT, error_code="BUCKET_UNAVAILABLE", delay_seconds=BUCKET_DOWN_RETRY_SECONDS
+            action=Action.WAIT,
+            error_code="BUCKET_UNAVAILABLE",
+            delay_seconds=BUCKET_DOWN_RETRY_SECONDS,
         )
     if isinstance(error, CentrapayUnauthorized):
         return Outcome(action=Action.PAUSE_BATCH, error_code=error.code)
@@ -87,7 +91,9 @@ def decide(error: DistributorError, *, step_attempts: int, policy: RetryPolicy) 
         return Outcome(action=Action.FAIL, error_code=error.code, retryable=True)
     if isinstance(error, CentrapayRejected):
         return Outcome(
-            action=Action.FAIL, error_code=error.code, retryable=error.code in OPERATOR_FIXABLE_CODES
+            action=Action.FAIL,
+            error_code=error.code,
+            retryable=error.code in OPERATOR_FIXABLE_CODES,
         )
     if isinstance(error, CentrapayError):
         return Outcome(action=Action.FAIL, error_code=error.code, retryable=True)

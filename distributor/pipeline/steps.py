@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import NoReturn
 
 from distributor import metrics
 from distributor.centrapay.client import Asset, Transfer
@@ -119,19 +120,21 @@ def _transfer(ctx: PipelineContext, claim: Claim) -> None:
             transfer_status=transfer.status,
             now=utcnow(),
         )
-        batch_control.finish_if_settled(session, batch_id=claim.batch_id, now=utcnow())
     _finish_step(claim, moved, "sent")
+    _finish_batch_if_settled(ctx, claim.batch_id)
 
 
 def _finish_step(claim: Claim, moved: bool, outcome: str) -> None:
     if moved:
         metrics.ROW_OUTCOMES.labels(step=claim.step, outcome=outcome).inc()
         return
-    logger.warning("row %s: lease lost during %s; the row's new owner goes on", claim.row_id, claim.step)
+    logger.warning(
+        "row %s: lease lost during %s; the row's new owner goes on", claim.row_id, claim.step
+    )
     raise _Stop(None)
 
 
-def _handle(ctx: PipelineContext, claim: Claim, error: DistributorError) -> None:
+def _handle(ctx: PipelineContext, claim: Claim, error: DistributorError) -> NoReturn:
     """Record what ``error`` means for the row, then stop this run (raises _Stop)."""
     outcome = decide(error, step_attempts=claim.step_attempts, policy=ctx.policy)
     metrics.ROW_OUTCOMES.labels(step=claim.step, outcome=outcome.error_code).inc()
@@ -150,7 +153,6 @@ def _handle(ctx: PipelineContext, claim: Claim, error: DistributorError) -> None
                 retryable=outcome.retryable,
                 now=now,
             )
-            batch_control.finish_if_settled(session, batch_id=claim.batch_id, now=now)
         elif outcome.action is Action.PAUSE_BATCH:
             transitions.release(session, claim=claim, not_before=None, now=now, counted=False)
             batch_control.pause(
@@ -169,5 +171,16 @@ def _handle(ctx: PipelineContext, claim: Claim, error: DistributorError) -> None
                 error_code=outcome.error_code if outcome.action is Action.RETRY_LATER else None,
                 detail=str(error) if outcome.action is Action.RETRY_LATER else None,
             )
+    if outcome.action is Action.FAIL:
+        _finish_batch_if_settled(ctx, claim.batch_id)
     raise _Stop(delay)
 
+
+def _finish_batch_if_settled(ctx: PipelineContext, batch_id: int) -> None:
+    """Close the batch if this was its last row.
+
+    In a transaction of its own, after the row's is committed: of two rows settling at
+    once, the later check then sees both (inside each row's transaction, neither would).
+    """
+    with session_scope(ctx.database_url) as session:
+        batch_control.finish_if_settled(session, batch_id=batch_id, now=utcnow())

@@ -41,7 +41,9 @@ def sweep(*, database_url: str, queue: RowQueue, queue_is_empty: bool) -> SweepR
     """Requeue lost rows and finish settled batches; safe to run on any number of hosts."""
     now = utcnow()
     with session_scope(database_url) as session:
-        for batch_id in session.scalars(select(Batch.id).where(Batch.state == BatchState.CANCELLED)):
+        for batch_id in session.scalars(
+            select(Batch.id).where(Batch.state == BatchState.CANCELLED)
+        ):
             batch_control.cancel_idle_rows(session, batch_id=batch_id, now=now)
     # While messages are still queued, a waiting row that was enqueued is not lost: only
     # rows never enqueued (and expired leases) are.

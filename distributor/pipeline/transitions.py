@@ -42,7 +42,9 @@ def _batch_running() -> object:
     return exists().where(Batch.id == Row.batch_id, Batch.state == BatchState.RUNNING)
 
 
-def claim(session: Session, *, row_id: int, step: str, now: datetime, lease: timedelta) -> Claim | None:
+def claim(
+    session: Session, *, row_id: int, step: str, now: datetime, lease: timedelta
+) -> Claim | None:
     """Take the row for ``step`` if it is waiting for it, or its earlier lease ran out."""
     ready, in_flight = _STEP_STATES[step]
     attempts = _ATTEMPTS[step]

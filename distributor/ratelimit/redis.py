@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any
 
 import redis
 
@@ -25,7 +24,7 @@ class RedisTokenBucket:
     """
 
     def __init__(
-        self, client: redis.Redis[Any], *, name: str, rate_per_second: float, burst: int
+        self, client: redis.Redis, *, name: str, rate_per_second: float, burst: int
     ) -> None:
         check_bucket_config(rate_per_second=rate_per_second, burst=burst)
         self.key = BUCKET_KEY_PREFIX + name
@@ -51,7 +50,7 @@ class RedisTokenBucket:
         return self._run("peek", 0.0)[1]
 
     def _run(self, op: str, seconds: float) -> tuple[bool, float]:
-        args = [self.rate_per_second, self.burst, op, seconds * 1000]
+        args: list[str | float] = [self.rate_per_second, self.burst, op, seconds * 1000]
         try:
             granted, wait_ms = self._script(keys=[self.key], args=args)
         except redis.RedisError as exc:

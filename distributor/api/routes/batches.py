@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from distributor import batches
 from distributor.api.deps import Authorized, DispatchDep, SessionDep, SettingsDep
@@ -34,6 +35,11 @@ def _choice(value: str | None, default: str, allowed: tuple[str, ...], name: str
     if chosen not in allowed:
         raise UploadRejected(f"{name} must be one of {', '.join(allowed)}, not {chosen!r}")
     return chosen
+
+
+def _shown(session: Session, batch_id: int) -> dict[str, Any]:
+    batch = batches.get_batch(session, batch_id)
+    return batches.batch_view(batch, batches.batch_counts(session, batch_id))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -86,18 +92,14 @@ def list_all(
     session: SessionDep, limit: Limit = PAGE_SIZE_DEFAULT, offset: Offset = 0
 ) -> dict[str, Any]:
     """Batches, newest first, with counts by state."""
-    return {
-        "items": [
-            batches.batch_view(session, b)
-            for b in batches.list_batches(session, limit=limit, offset=offset)
-        ]
-    }
+    found = batches.list_batches(session, limit=limit, offset=offset)
+    return {"items": [batches.batch_view(b, batches.batch_counts(session, b.id)) for b in found]}
 
 
 @router.get("/{batch_id}")
 def show(session: SessionDep, batch_id: int) -> dict[str, Any]:
     """One batch: state, counts by state, progress."""
-    return batches.batch_view(session, batches.get_batch(session, batch_id))
+    return _shown(session, batch_id)
 
 
 @router.get("/{batch_id}/rows")
@@ -123,7 +125,7 @@ def start(session: SessionDep, dispatch: DispatchDep, batch_id: int) -> dict[str
     batch_control.start(session, batch_id=batch_id, now=utcnow())
     session.commit()
     dispatch(batch_id)
-    return batches.batch_view(session, batches.get_batch(session, batch_id))
+    return _shown(session, batch_id)
 
 
 @router.post("/{batch_id}/pause")
@@ -131,7 +133,7 @@ def pause(session: SessionDep, batch_id: int) -> dict[str, Any]:
     """Stop taking new rows; rows in flight finish their step."""
     batches.get_batch(session, batch_id)
     batch_control.pause(session, batch_id=batch_id, reason="paused by an operator")
-    return batches.batch_view(session, batches.get_batch(session, batch_id))
+    return _shown(session, batch_id)
 
 
 @router.post("/{batch_id}/resume")
@@ -140,14 +142,14 @@ def resume(session: SessionDep, dispatch: DispatchDep, batch_id: int) -> dict[st
     batch_control.resume(session, batch_id=batch_id)
     session.commit()
     dispatch(batch_id)
-    return batches.batch_view(session, batches.get_batch(session, batch_id))
+    return _shown(session, batch_id)
 
 
 @router.post("/{batch_id}/cancel")
 def cancel(session: SessionDep, batch_id: int) -> dict[str, Any]:
     """Stop the batch for good; rows not yet sent are cancelled."""
     batch_control.cancel(session, batch_id=batch_id, now=utcnow())
-    return batches.batch_view(session, batches.get_batch(session, batch_id))
+    return _shown(session, batch_id)
 
 
 @router.post("/{batch_id}/retry")
