@@ -114,6 +114,11 @@ class SandboxSettings(BaseSettings):
     fault_timeout: float = Field(default=0.0, ge=0, le=1)
     fault_drop: float = Field(default=0.0, ge=0, le=1)
     fault_429: float = Field(default=0.0, ge=0, le=1)
+    rate_burst: int = Field(default=5, ge=1, description="requests a key may send at once")
+    timeout_hold_seconds: float = Field(
+        default=30.0, gt=0, description="how long a timeout fault withholds the answer"
+    )
+    page_size: int = Field(default=100, ge=1, le=1000, description="items per listing page")
     cards: Path | None = None
     time_scale: float = Field(default=1.0, gt=0)
     api_keys: CommaList = Field(default_factory=lambda: ["sandbox-key:sandbox-account"])
