@@ -11,16 +11,21 @@ from typing import cast
 
 import redis
 from celery import Celery
+from kombu import Exchange, Queue
 
 from distributor.config import Settings
 from distributor.constants import CELERY_QUEUE
+from distributor.pipeline.tracking import poll_period_seconds
 
 ROW_TASK = "distributor.load_and_transfer"
 DISPATCH_TASK = "distributor.dispatch_batch"
 SWEEP_TASK = "distributor.sweep"
+POLL_TASK = "distributor.poll_transfers"
+REFRESH_TASK = "distributor.refresh_transfer"
 TASK_TIME_LIMIT_SECONDS = 600
 VISIBILITY_TIMEOUT_SECONDS = 3600
 """Redis redelivers a message unacked this long; countdowns stay far below it."""
+ROW_QUEUE = Queue(CELERY_QUEUE, Exchange(CELERY_QUEUE, type="direct"), routing_key=CELERY_QUEUE)
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -44,6 +49,10 @@ def make_celery(settings: Settings) -> Celery:
         task_send_sent_event=True,
         beat_schedule={
             "sweep": {"task": SWEEP_TASK, "schedule": settings.sweep_interval_seconds},
+            "poll-transfers": {
+                "task": POLL_TASK,
+                "schedule": poll_period_seconds(settings.transfer_poll_interval_seconds),
+            },
         },
     )
     return celery
@@ -58,6 +67,10 @@ class CeleryRowQueue:
     def submit(self, rows: Sequence[tuple[int, int]], *, countdown: float = 0.0) -> None:
         """One message per row, carrying only the row and batch ids."""
         with self._celery.producer_or_acquire() as producer:
+            # Declared on every submit, not once per process: on Redis a queue's binding is
+            # a key, and a flushed or restarted Redis drops it, after which kombu routes
+            # messages nowhere while its own cache still says "declared".
+            ROW_QUEUE.bind(producer.channel).declare()
             for row_id, batch_id in rows:
                 self._celery.send_task(
                     ROW_TASK,

@@ -15,6 +15,8 @@ from celery import signals
 
 from distributor.broker import (
     DISPATCH_TASK,
+    POLL_TASK,
+    REFRESH_TASK,
     ROW_TASK,
     SWEEP_TASK,
     CeleryRowQueue,
@@ -22,6 +24,8 @@ from distributor.broker import (
     queue_is_empty,
 )
 from distributor.config import get_settings
+from distributor.errors import DistributorError
+from distributor.pipeline import tracking
 from distributor.pipeline.context import PipelineContext, build_context
 from distributor.pipeline.queueing import dispatch
 from distributor.pipeline.steps import advance_row
@@ -59,6 +63,13 @@ def pipeline_context() -> PipelineContext:
         return _context
 
 
+@signals.worker_shutting_down.connect
+def _stop_taking_steps(**_kwargs: Any) -> None:
+    with _context_lock:
+        if _context is not None:
+            _context.stopping.set()
+
+
 @signals.worker_shutdown.connect
 def _close_context(**_kwargs: Any) -> None:
     global _context
@@ -90,3 +101,22 @@ def sweep_rows() -> None:
         queue=row_queue,
         queue_is_empty=queue_is_empty(settings.redis_url),
     )
+
+
+@app.task(name=POLL_TASK)
+def poll_transfers() -> int:
+    """Look up the transfers of sent rows not checked for TRANSFER_POLL_INTERVAL_SECONDS."""
+    interval = settings.transfer_poll_interval_seconds
+    limit = tracking.poll_limit(
+        rate_per_second=settings.centrapay_rate_per_second, interval_seconds=interval
+    )
+    return tracking.poll_due(pipeline_context(), interval_seconds=interval, limit=limit)
+
+
+@app.task(name=REFRESH_TASK)
+def refresh_transfer(*, row_id: int, batch_id: int) -> None:
+    """Look up the transfer of one sent row of batch ``batch_id`` (a webhook said it moved)."""
+    try:
+        tracking.refresh_transfer(pipeline_context(), row_id)
+    except DistributorError as error:
+        logger.info("row %s: transfer lookup left to the poller: %s", row_id, error)

@@ -3,9 +3,12 @@ builds once per pytest process), a real Redis database, and settings pointing at
 
 from __future__ import annotations
 
+import fcntl
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -17,7 +20,8 @@ from distributor.migrate import upgrade
 
 PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_URL_BASE = os.environ.get("TEST_PG_URL_BASE", "postgresql+psycopg://postgres@127.0.0.1:5432/")
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_REDIS_SERVER = os.environ.get("TEST_REDIS_SERVER", "redis://127.0.0.1:6379")
+REDIS_TEST_DATABASES = (15, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdef-0123456789"
 TEST_API_TOKEN = "test-api-token"
 
@@ -49,12 +53,35 @@ def database_url(template_database: str) -> Iterator[str]:
     _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def redis_base_url() -> Iterator[str]:
+    """A Redis database of this pytest process alone, held by a lock file for the session.
+
+    Test runs in parallel on one machine (developers, CI) would otherwise flush each
+    other's queues. Database 0 is left for people, 14 for the rate-limit tests.
+    """
+    for number in REDIS_TEST_DATABASES:
+        lock = Path(tempfile.gettempdir()) / f"distributor-test-redis-{number}.lock"
+        handle = lock.open("w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        try:
+            yield f"{TEST_REDIS_SERVER}/{number}"
+        finally:
+            handle.close()
+        return
+    raise RuntimeError("every test Redis database is taken by another pytest run")
+
+
 @pytest.fixture
-def redis_url() -> Iterator[str]:
-    """The test Redis database, flushed before and after the test."""
-    client = redis.Redis.from_url(TEST_REDIS_URL)
+def redis_url(redis_base_url: str) -> Iterator[str]:
+    """This process's test Redis database, flushed before and after the test."""
+    client = redis.Redis.from_url(redis_base_url)
     client.flushdb()
-    yield TEST_REDIS_URL
+    yield redis_base_url
     client.flushdb()
     client.close()
 

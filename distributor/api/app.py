@@ -11,7 +11,7 @@ from collections.abc import Callable
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from distributor.api.routes import batches, health, reports
+from distributor.api.routes import batches, dashboard, health, metrics, reports, webhooks
 from distributor.broker import batch_dispatcher, make_celery
 from distributor.config import Settings, get_settings
 from distributor.errors import Conflict, NotFound, UploadRejected
@@ -29,12 +29,15 @@ def create_app(settings: Settings, *, dispatch: Callable[[int], None]) -> FastAP
     app = FastAPI(title="distributor", summary="Bulk giftcard distribution through Centrapay")
     app.state.settings = settings
     app.state.dispatch = dispatch
-    app.add_exception_handler(UploadRejected, _error(status.HTTP_422_UNPROCESSABLE_ENTITY))
+    app.add_exception_handler(UploadRejected, _error(status.HTTP_422_UNPROCESSABLE_CONTENT))
     app.add_exception_handler(NotFound, _error(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(Conflict, _error(status.HTTP_409_CONFLICT))
     app.include_router(health.router)
     app.include_router(batches.router)
     app.include_router(reports.router)
+    app.include_router(dashboard.router)
+    app.include_router(metrics.router)
+    app.include_router(webhooks.router)
     return app
 
 

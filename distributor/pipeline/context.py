@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from distributor.centrapay.client import CentrapayClient
@@ -22,6 +23,8 @@ class PipelineContext:
     policy: RetryPolicy
     lease: timedelta
     notify_url: str | None
+    stopping: threading.Event = field(default_factory=threading.Event)
+    """Set when the process is shutting down: rows finish their step, then go back."""
 
     def close(self) -> None:
         """Release the HTTP connections."""

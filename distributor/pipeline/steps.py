@@ -35,14 +35,18 @@ class _Stop(Exception):
 
 
 def advance_row(ctx: PipelineContext, row_id: int) -> float | None:
-    """Take the row as far as it can go now; seconds until it should be run again, or None."""
+    """Take the row as far as it can go now; seconds until it should be run again, or None.
+
+    A process that is stopping takes no new step: the row is handed back at once (0.0),
+    so a clean stop leaves no lease behind for time to free.
+    """
     try:
-        claim = _claim(ctx, row_id, LOAD)
-        if claim is not None:
-            _load(ctx, claim)
-        claim = _claim(ctx, row_id, TRANSFER)
-        if claim is not None:
-            _transfer(ctx, claim)
+        for step, run in ((LOAD, _load), (TRANSFER, _transfer)):
+            if ctx.stopping.is_set():
+                return 0.0
+            claim = _claim(ctx, row_id, step)
+            if claim is not None:
+                run(ctx, claim)
     except _Stop as stop:
         return stop.delay
     return None

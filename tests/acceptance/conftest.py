@@ -9,14 +9,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 
+from distributor.batches import batch_counts
 from distributor.broker import CeleryRowQueue, make_celery
 from distributor.centrapay.sandbox.server import SandboxHandle, running_sandbox
 from distributor.config import SandboxSettings, Settings
 from distributor.constants import UNSETTLED_STATES
 from distributor.db import session_scope
-from distributor.models import Batch, Row
+from distributor.models import Batch
 from distributor.pipeline import batch_control
 from distributor.pipeline.clock import utcnow
 from distributor.pipeline.queueing import dispatch
@@ -125,10 +125,8 @@ def enqueue(settings: Settings, batch_id: int) -> int:
 def rows_by_state(settings: Settings, batch_id: int) -> dict[str, int]:
     """How many rows of the batch are in each state."""
     with session_scope(settings.database_url) as session:
-        counted = session.execute(
-            select(Row.state, func.count()).where(Row.batch_id == batch_id).group_by(Row.state)
-        )
-        return {state: count for state, count in counted.tuples()}
+        counts = batch_counts(session, batch_id)
+    return {state: count for state, count in counts.items() if count}
 
 
 def wait_until_settled(

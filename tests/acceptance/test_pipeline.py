@@ -186,5 +186,25 @@ def test_a_wrong_api_key_pauses_the_batch_and_sends_nothing(
         assert time.monotonic() < deadline, "the batch did not pause"
         time.sleep(0.1)
     assert "401" in (batch_state(pipeline_settings, batch_id).pause_reason or "")
-    assert rows_by_state(pipeline_settings, batch_id) == {"pending": 5}
+    while rows_by_state(pipeline_settings, batch_id) != {"pending": 5}:
+        assert time.monotonic() < deadline, "rows in flight were not released"
+        time.sleep(0.1)
     assert all(c["loads"] == 0 for c in card_counts(control, cards).values())
+
+
+def test_a_worker_stopped_with_sigterm_releases_its_rows_at_once(
+    pipeline_settings: Settings, control: httpx.Client, start_service: StartService
+) -> None:
+    control.patch("/config", json={"latencyMs": 200})
+    cards = [card_number(i) for i in range(40)]
+    batch_id = store_batch(pipeline_settings, cards)
+    stopping = start_service("worker")
+    enqueue(pipeline_settings, batch_id)
+    wait_for_sent(pipeline_settings, batch_id, at_least=3)
+    stopping.stop()
+    after_stop = rows_by_state(pipeline_settings, batch_id)
+    assert after_stop.get("sent", 0) < 40, "the stop came too late to prove anything"
+    assert not after_stop.get("loading") and not after_stop.get("transferring"), after_stop
+    start_service("worker")
+    assert wait_until_settled(pipeline_settings, batch_id, timeout=90) == {"sent": 40}
+    assert_each_sent_once(control, cards)

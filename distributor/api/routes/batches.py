@@ -15,6 +15,8 @@ from distributor.errors import UploadRejected
 from distributor.ingest import BatchOptions, ingest_csv
 from distributor.pipeline import batch_control
 from distributor.pipeline.clock import utcnow
+from distributor.pipeline.tracking import transfer_summary
+from distributor.progress import batch_progress, progress_view
 from distributor.vault import vault_from_settings
 
 router = APIRouter(prefix="/batches", tags=["batches"], dependencies=[Authorized])
@@ -39,7 +41,10 @@ def _choice(value: str | None, default: str, allowed: tuple[str, ...], name: str
 
 def _shown(session: Session, batch_id: int) -> dict[str, Any]:
     batch = batches.get_batch(session, batch_id)
-    return batches.batch_view(batch, batches.batch_counts(session, batch_id))
+    shown = batches.batch_view(batch, batches.batch_counts(session, batch_id))
+    shown["progress"] = progress_view(batch_progress(session, batch))
+    shown["transfers"] = transfer_summary(session, batch_id)
+    return shown
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -57,7 +62,7 @@ def upload_batch(
     """Store a CSV as a batch (rejected whole, nothing stored, if no row is valid)."""
     if file.size is not None and file.size > settings.upload_max_bytes:
         raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            status.HTTP_413_CONTENT_TOO_LARGE,
             detail=f"the file is larger than UPLOAD_MAX_BYTES ({settings.upload_max_bytes} bytes)",
         )
     options = BatchOptions(
