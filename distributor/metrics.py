@@ -15,5 +15,7 @@ BUCKET_WAIT = Histogram(
     buckets=(0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 ROW_OUTCOMES = Counter(
-    "distributor_row_outcomes_total", "Row steps finished, by step and outcome.", ["step", "outcome"]
+    "distributor_row_outcomes_total",
+    "Row steps finished, by step and outcome.",
+    ["step", "outcome"],
 )

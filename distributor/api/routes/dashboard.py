@@ -1,0 +1,335 @@
+"""The operator dashboard: server-rendered pages over the batch queries and batch control.
+
+A browser logs in with HTTP basic auth whose password is one of DISTRIBUTOR_API_TOKENS (any
+user name); ``Authorization: Bearer`` works too. Because a browser replays basic credentials
+on any request to this site, even one a hostile page makes it send, every form carries a
+token derived with HMAC from the API token and the time it was issued: a POST without a
+fresh one is refused (403). Pages cannot be framed, so buttons cannot be clicked through
+a disguise, and they show masked data only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from sqlalchemy.orm import Session
+
+from distributor import batches
+from distributor.api.deps import DispatchDep, SessionDep, SettingsDep, token_is_valid
+from distributor.api.routes import reports
+from distributor.config import Settings
+from distributor.constants import BatchState, RowState
+from distributor.errors import Conflict
+from distributor.models import Batch
+from distributor.pipeline import batch_control
+from distributor.pipeline.clock import utcnow
+from distributor.progress import Progress, batch_progress, batches_progress
+
+REFRESH_SECONDS = 5
+"""How often a page showing a running batch reloads itself."""
+FORM_TOKEN_TTL_SECONDS = 8 * 3600
+"""How long a page's form token is accepted: a page left open longer must be reloaded."""
+BATCHES_PER_PAGE = 50
+FAILED_ROWS_SHOWN = 20
+OPERATOR_PAUSE_REASON = "paused from the dashboard"
+BASIC_CHALLENGE = 'Basic realm="distributor", charset="UTF-8"'
+
+router = APIRouter(prefix="/dashboard", tags=["dashboard"], include_in_schema=False)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+_templates = Environment(
+    loader=PackageLoader("distributor.api", "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_templates.filters.update(duration=_duration, when=_when, thousands="{:,}".format)
+
+
+def _basic_password(credentials: str) -> str | None:
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    _user, colon, password = decoded.partition(":")
+    return password if colon else None
+
+
+def operator_token(request: Request, settings: SettingsDep) -> str:
+    """The API token the request carries, as Bearer or as the basic-auth password; 401 if none."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    token: str | None = None
+    if scheme.lower() == "bearer":
+        token = credentials.strip()
+    elif scheme.lower() == "basic":
+        token = _basic_password(credentials.strip())
+    if token is None or not token_is_valid(settings, token):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="log in with one of DISTRIBUTOR_API_TOKENS as the password",
+            headers={"WWW-Authenticate": BASIC_CHALLENGE},
+        )
+    return token
+
+
+OperatorToken = Annotated[str, Depends(operator_token)]
+
+
+def _form_mac(settings: Settings, api_token: str, issued: int) -> str:
+    secret = settings.distributor_secret_key
+    key = secret.get_secret_value().encode() if secret is not None else b""
+    message = f"dashboard-form|{issued}|{api_token}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def form_token(settings: Settings, api_token: str, *, now: float) -> str:
+    """A token for the forms of one page: its issue time and an HMAC of it and the API token."""
+    issued = int(now)
+    return f"{issued}.{_form_mac(settings, api_token, issued)}"
+
+
+def form_token_is_valid(settings: Settings, api_token: str, candidate: str, *, now: float) -> bool:
+    """True for a token made by ``form_token`` for this API token, not older than its TTL."""
+    issued_text, _, mac = candidate.partition(".")
+    if not issued_text.isdigit() or not 0 <= now - int(issued_text) <= FORM_TOKEN_TTL_SECONDS:
+        return False
+    return hmac.compare_digest(mac, _form_mac(settings, api_token, int(issued_text)))
+
+
+def checked_form(
+    settings: SettingsDep, token: OperatorToken, csrf_token: Annotated[str, Form()] = ""
+) -> None:
+    """403 unless the posted form carries a fresh token issued for this API token."""
+    if not form_token_is_valid(settings, token, csrf_token, now=time.time()):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail="this form is stale or did not come from the dashboard; reload the page",
+        )
+
+
+CheckedForm = Depends(checked_form)
+
+
+def _page(template: str, *, status_code: int = status.HTTP_200_OK, **context: Any) -> HTMLResponse:
+    nonce = secrets.token_urlsafe(16)
+    html = _templates.get_template(template).render(nonce=nonce, **context)
+    headers = {
+        "Content-Security-Policy": (
+            f"default-src 'none'; style-src 'nonce-{nonce}'; form-action 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'"
+        ),
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        "Cache-Control": "no-store",
+    }
+    return HTMLResponse(html, status_code=status_code, headers=headers)
+
+
+def _actions(batch: Batch, progress: Progress) -> frozenset[str]:
+    """The buttons that make sense for the batch as it stands."""
+    shown = set()
+    if batch.state == BatchState.QUEUED:
+        shown.add("start")
+    if batch.state in (BatchState.QUEUED, BatchState.RUNNING):
+        shown.add("pause")
+    if batch.state == BatchState.PAUSED:
+        shown.add("resume")
+    if batch.state != BatchState.CANCELLED:
+        if batch.state != BatchState.DONE or progress.failed:
+            shown.add("cancel")
+        if progress.failed:
+            shown.add("retry")
+    return frozenset(shown)
+
+
+def _batch_page(
+    session: Session,
+    settings: Settings,
+    token: str,
+    batch_id: int,
+    *,
+    notice: dict[str, int] | None = None,
+    problem: str | None = None,
+) -> HTMLResponse:
+    batch = batches.get_batch(session, batch_id)
+    progress = batch_progress(session, batch)
+    return _page(
+        "batch.html",
+        status_code=status.HTTP_409_CONFLICT if problem else status.HTTP_200_OK,
+        batch=batch,
+        progress=progress,
+        counts=batches.batch_counts(session, batch_id),
+        failed_rows=batches.list_rows(
+            session, batch_id=batch_id, state=RowState.FAILED, limit=FAILED_ROWS_SHOWN
+        ),
+        actions=_actions(batch, progress),
+        csrf_token=form_token(settings, token, now=time.time()),
+        refresh=batch.state == BatchState.RUNNING,
+        refresh_seconds=REFRESH_SECONDS,
+        notice=notice,
+        problem=problem,
+    )
+
+
+def _refused(
+    session: Session, settings: Settings, token: str, batch_id: int, problem: str
+) -> HTMLResponse:
+    session.rollback()
+    return _batch_page(session, settings, token, batch_id, problem=problem)
+
+
+def _back(batch_id: int, query: str = "") -> RedirectResponse:
+    return RedirectResponse(
+        f"/dashboard/batches/{batch_id}{query}", status_code=status.HTTP_303_SEE_OTHER
+    )
+
+
+@router.get("")
+def batch_list(
+    session: SessionDep, _token: OperatorToken, offset: Annotated[int, Query(ge=0)] = 0
+) -> HTMLResponse:
+    """Batches, newest first, each with its state, counts and a progress bar."""
+    found = batches.list_batches(session, limit=BATCHES_PER_PAGE, offset=offset)
+    return _page(
+        "batches.html",
+        batches=found,
+        progress=batches_progress(session, found),
+        offset=offset,
+        per_page=BATCHES_PER_PAGE,
+        refresh=any(batch.state == BatchState.RUNNING for batch in found),
+        refresh_seconds=REFRESH_SECONDS,
+    )
+
+
+@router.get("/batches/{batch_id}")
+def batch_detail(
+    session: SessionDep,
+    settings: SettingsDep,
+    token: OperatorToken,
+    batch_id: int,
+    retried: Annotated[int | None, Query(ge=0)] = None,
+    refused: Annotated[int, Query(ge=0)] = 0,
+) -> HTMLResponse:
+    """One batch: progress, counts by state, rate and ETA, failures by code, controls."""
+    notice = {"retried": retried, "refused": refused} if retried is not None else None
+    return _batch_page(session, settings, token, batch_id, notice=notice)
+
+
+@router.get("/batches/{batch_id}/report.csv", dependencies=[Depends(operator_token)])
+def report_csv(session: SessionDep, settings: SettingsDep, batch_id: int) -> StreamingResponse:
+    """The batch report, for a browser logged in with basic auth."""
+    return reports.report_csv(session, settings, batch_id)
+
+
+@router.post("/batches/{batch_id}/start", dependencies=[CheckedForm])
+def start(
+    session: SessionDep,
+    settings: SettingsDep,
+    dispatch: DispatchDep,
+    token: OperatorToken,
+    batch_id: int,
+) -> Response:
+    """Start sending a queued batch."""
+    try:
+        batch_control.start(session, batch_id=batch_id, now=utcnow())
+    except Conflict as exc:
+        return _refused(session, settings, token, batch_id, str(exc))
+    session.commit()
+    dispatch(batch_id)
+    return _back(batch_id)
+
+
+@router.post("/batches/{batch_id}/pause", dependencies=[CheckedForm])
+def pause(
+    session: SessionDep, settings: SettingsDep, token: OperatorToken, batch_id: int
+) -> Response:
+    """Stop taking new rows; rows in flight finish their step."""
+    batch = batches.get_batch(session, batch_id)
+    if not batch_control.pause(session, batch_id=batch_id, reason=OPERATOR_PAUSE_REASON):
+        problem = f"batch {batch_id} is {batch.state}, not running or queued"
+        return _refused(session, settings, token, batch_id, problem)
+    session.commit()
+    return _back(batch_id)
+
+
+@router.post("/batches/{batch_id}/resume", dependencies=[CheckedForm])
+def resume(
+    session: SessionDep,
+    settings: SettingsDep,
+    dispatch: DispatchDep,
+    token: OperatorToken,
+    batch_id: int,
+) -> Response:
+    """Go on with a paused batch."""
+    try:
+        batch_control.resume(session, batch_id=batch_id)
+    except Conflict as exc:
+        return _refused(session, settings, token, batch_id, str(exc))
+    session.commit()
+    dispatch(batch_id)
+    return _back(batch_id)
+
+
+@router.post("/batches/{batch_id}/cancel", dependencies=[CheckedForm])
+def cancel(
+    session: SessionDep, settings: SettingsDep, token: OperatorToken, batch_id: int
+) -> Response:
+    """Stop the batch for good; rows not yet sent are cancelled."""
+    try:
+        batch_control.cancel(session, batch_id=batch_id, now=utcnow())
+    except Conflict as exc:
+        return _refused(session, settings, token, batch_id, str(exc))
+    session.commit()
+    return _back(batch_id)
+
+
+@router.post("/batches/{batch_id}/retry", dependencies=[CheckedForm])
+def retry(
+    session: SessionDep,
+    settings: SettingsDep,
+    dispatch: DispatchDep,
+    token: OperatorToken,
+    batch_id: int,
+    error_code: Annotated[str, Form()],
+) -> Response:
+    """Put the batch's failed rows with ``error_code`` back to work."""
+    try:
+        result = batch_control.retry(
+            session, batch_id=batch_id, error_codes=[error_code], now=utcnow()
+        )
+    except Conflict as exc:
+        return _refused(session, settings, token, batch_id, str(exc))
+    session.commit()
+    if result.retried:
+        dispatch(batch_id)
+    return _back(batch_id, f"?retried={len(result.retried)}&refused={len(result.refused)}")

@@ -1,0 +1,197 @@
+"""The dashboard in a real browser: headless Chromium, driven over the DevTools protocol.
+
+Chromium is a system package (``apt-get install -y chromium``); without it this test fails
+rather than skips, so CI cannot pass without having looked at the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+from distributor.api.app import create_app
+from distributor.config import Settings
+from distributor.constants import BatchState
+from distributor.serving import serve_in_thread
+from tests.conftest import TEST_API_TOKEN
+from tests.integration.dashboard.dashboard_helpers import Spec, specs, store_batch
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+STARTUP_TIMEOUT_SECONDS = 20.0
+STEP_TIMEOUT_SECONDS = 15.0
+SCREENSHOT = Path(__file__).resolve().parent.parent / "artifacts" / "dashboard.png"
+
+
+class DevTools:
+    """A DevTools protocol session with one page: commands by id, events kept until asked for."""
+
+    def __init__(self, socket: ClientConnection) -> None:
+        self._socket = socket
+        self._ids = itertools.count(1)
+        self._events: list[dict[str, Any]] = []
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        """Send a command and wait for its result."""
+        command_id = next(self._ids)
+        self._socket.send(json.dumps({"id": command_id, "method": method, "params": params}))
+        while True:
+            message = self._receive()
+            if message.get("id") == command_id:
+                assert "error" not in message, f"{method}: {message['error']}"
+                result: dict[str, Any] = message["result"]
+                return result
+            self._events.append(message)
+
+    def wait_for(self, event: str) -> dict[str, Any]:
+        """The first unread ``event``, waiting for it if it has not come yet."""
+        while True:
+            for index, message in enumerate(self._events):
+                if message.get("method") == event:
+                    del self._events[index]
+                    return message
+            self._events.append(self._receive())
+
+    def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression in the page."""
+        answer = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        assert "exceptionDetails" not in answer, answer["exceptionDetails"]
+        return answer["result"].get("value")
+
+    def _receive(self) -> dict[str, Any]:
+        message: dict[str, Any] = json.loads(self._socket.recv(timeout=STEP_TIMEOUT_SECONDS))
+        return message
+
+
+def _chromium() -> str:
+    for name in BROWSERS:
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.fail(
+        "Chromium is not installed; install it with "
+        "`apt-get update && apt-get install -y chromium` (CI does this in .ci/run)"
+    )
+
+
+@pytest.fixture
+def devtools(tmp_path: Path) -> Iterator[DevTools]:
+    """A headless Chromium of its own profile, and a DevTools session with its page."""
+    profile = tmp_path / "profile"
+    process = subprocess.Popen(
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--remote-debugging-port=0",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        port = _devtools_port(profile / "DevToolsActivePort", process)
+        targets = httpx.get(f"http://127.0.0.1:{port}/json/list").json()
+        page = next(target for target in targets if target["type"] == "page")
+        with connect(page["webSocketDebuggerUrl"], max_size=None) as socket:
+            yield DevTools(socket)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=STEP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _devtools_port(active_port: Path, process: subprocess.Popen[bytes]) -> int:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while not active_port.exists() or not active_port.read_text().strip():
+        assert process.poll() is None, f"Chromium exited with {process.returncode}"
+        assert time.monotonic() < deadline, "Chromium did not open its DevTools port"
+        time.sleep(0.05)
+    return int(active_port.read_text().splitlines()[0])
+
+
+def _load(devtools: DevTools, url: str) -> None:
+    devtools.call("Page.navigate", url=url)
+    devtools.wait_for("Page.loadEventFired")
+
+
+def _count(devtools: DevTools, state: str) -> int:
+    text = devtools.evaluate(f"document.querySelector('[data-state={state}] b').textContent")
+    return int(str(text).replace(",", ""))
+
+
+def _click(devtools: DevTools, selector: str) -> None:
+    """Press and release the mouse on the middle of the element, as a person would."""
+    box = devtools.evaluate(
+        f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
+        ".getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+    )
+    x, y = box
+    for kind in ("mousePressed", "mouseReleased"):
+        devtools.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
+
+def test_an_operator_retries_one_error_group_from_the_batch_page(
+    settings: Settings, devtools: DevTools
+) -> None:
+    failed = [
+        *[Spec(state="failed", error_code="INSUFFICIENT_WALLET_BALANCE") for _ in range(3)],
+        Spec(state="failed", error_code="UNKNOWN_ASSET", error_detail="<b>no such card</b>"),
+    ]
+    batch_id = store_batch(
+        settings,
+        [*specs(sent=12, pending=2, invalid=1), *failed],
+        state=BatchState.DONE,
+        name="november-rewards.csv",
+        started_at=datetime.now(UTC) - timedelta(seconds=90),
+    )
+    app = create_app(settings, dispatch=lambda _batch_id: None)
+    login = base64.b64encode(f"operator:{TEST_API_TOKEN}".encode()).decode()
+    with serve_in_thread(app) as url:
+        devtools.call("Page.enable")
+        devtools.call("Network.enable")
+        devtools.call("Network.setExtraHTTPHeaders", headers={"Authorization": f"Basic {login}"})
+        devtools.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=1280,
+            height=1100,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        _load(devtools, f"{url}/dashboard/batches/{batch_id}")
+        assert (_count(devtools, "failed"), _count(devtools, "pending")) == (4, 2)
+        assert devtools.evaluate("document.querySelectorAll('#failed-groups button').length") == 2
+
+        _click(devtools, "#failed-groups tbody tr:first-child button")
+        devtools.wait_for("Page.loadEventFired")
+
+        assert devtools.evaluate("location.pathname") == f"/dashboard/batches/{batch_id}"
+        assert (_count(devtools, "failed"), _count(devtools, "pending")) == (1, 5)
+        notice = devtools.evaluate("document.querySelector('.notice').textContent")
+        assert "3 rows put back to work" in notice
+        assert devtools.evaluate("document.querySelector('.state').textContent") == "running"
+        shot = devtools.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    SCREENSHOT.write_bytes(base64.b64decode(shot["data"]))
