@@ -10,11 +10,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 import redis
 
-from distributor.config import Settings
+from distributor.centrapay.sandbox.server import SandboxHandle, running_sandbox
+from distributor.config import SandboxSettings, Settings
 from distributor.db import dispose_engines
 from distributor.migrate import upgrade
 
@@ -24,6 +26,8 @@ TEST_REDIS_SERVER = os.environ.get("TEST_REDIS_SERVER", "redis://127.0.0.1:6379"
 REDIS_TEST_DATABASES = (15, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdef-0123456789"
 TEST_API_TOKEN = "test-api-token"
+SANDBOX_ACCOUNT = "sandbox-account"
+SANDBOX_KEY = "sandbox-key"
 
 
 def _admin(sql: str) -> None:
@@ -95,6 +99,24 @@ def settings(database_url: str, redis_url: str) -> Settings:
         redis_url=redis_url,
         distributor_secret_key=TEST_SECRET_KEY,  # type: ignore[arg-type]
         distributor_api_tokens=[TEST_API_TOKEN],
-        centrapay_api_key="sandbox-key",  # type: ignore[arg-type]
-        centrapay_account_id="sandbox-account",
+        centrapay_api_key=SANDBOX_KEY,  # type: ignore[arg-type]
+        centrapay_account_id=SANDBOX_ACCOUNT,
     )
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxHandle]:
+    """A sandbox on a free loopback port with the account of ``settings``, no faults yet."""
+    sandbox_settings = SandboxSettings(
+        _env_file=None,  # type: ignore[call-arg]
+        api_keys=[f"{SANDBOX_KEY}:{SANDBOX_ACCOUNT}"],
+    )
+    with running_sandbox(sandbox_settings) as handle:
+        yield handle
+
+
+@pytest.fixture
+def control(sandbox: SandboxHandle) -> Iterator[httpx.Client]:
+    """A client for the sandbox's control routes (/_sandbox/...)."""
+    with httpx.Client(base_url=sandbox.base_url + "/_sandbox") as client:
+        yield client

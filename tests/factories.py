@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from distributor.config import Settings
 from distributor.constants import BatchState, RowState
+from distributor.db import session_scope
 from distributor.models import Batch, Row
-from distributor.vault import Vault
+from distributor.pipeline import batch_control
+from distributor.pipeline.clock import utcnow
+from distributor.vault import Vault, vault_from_settings
 
 
 def make_batch(session: Session, *, state: str = BatchState.RUNNING, name: str = "t.csv") -> Batch:
@@ -48,3 +52,22 @@ def make_row(
     session.add(row)
     session.flush()
     return row
+
+
+def store_running_batch(settings: Settings, cards: list[tuple[str, str, str]]) -> int:
+    """A running batch with one pending row per (card number, PIN, recipient)."""
+    vault = vault_from_settings(settings)
+    with session_scope(settings.database_url) as session:
+        batch = make_batch(session, state=BatchState.QUEUED)
+        for line, (card, pin, recipient) in enumerate(cards, start=1):
+            make_row(
+                session,
+                batch=batch,
+                vault=vault,
+                card_number=card,
+                pin=pin,
+                recipient=recipient,
+                line_no=line,
+            )
+        batch_control.start(session, batch_id=batch.id, now=utcnow())
+        return batch.id

@@ -112,6 +112,16 @@ def sandbox(
         float | None,
         typer.Option(help="Share applied then timed out, 0..1 (SANDBOX_FAULT_TIMEOUT)."),
     ] = None,
+    fault_drop: Annotated[
+        float | None,
+        typer.Option(help="Share applied then dropped, 0..1 (SANDBOX_FAULT_DROP)."),
+    ] = None,
+    fault_429: Annotated[
+        float | None, typer.Option(help="Share of 429 answers, 0..1 (SANDBOX_FAULT_429).")
+    ] = None,
+    rate_burst: Annotated[
+        int | None, typer.Option(help="Burst of the rate limit (SANDBOX_RATE_BURST).")
+    ] = None,
     cards: Annotated[Path | None, typer.Option(help="Card catalogue file (SANDBOX_CARDS).")] = None,
     time_scale: Annotated[
         float | None, typer.Option(help="How much faster the clock runs (SANDBOX_TIME_SCALE).")
@@ -131,6 +141,9 @@ def sandbox(
         "rate_limit": rate_limit,
         "fault_5xx": fault_5xx,
         "fault_timeout": fault_timeout,
+        "fault_drop": fault_drop,
+        "fault_429": fault_429,
+        "rate_burst": rate_burst,
         "cards": cards,
         "time_scale": time_scale,
     }

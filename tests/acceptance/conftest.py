@@ -12,39 +12,17 @@ import pytest
 
 from distributor.batches import batch_counts
 from distributor.broker import CeleryRowQueue, make_celery
-from distributor.centrapay.sandbox.server import SandboxHandle, running_sandbox
-from distributor.config import SandboxSettings, Settings
+from distributor.centrapay.sandbox.server import SandboxHandle
+from distributor.config import Settings
 from distributor.constants import UNSETTLED_STATES
 from distributor.db import session_scope
 from distributor.models import Batch
-from distributor.pipeline import batch_control
-from distributor.pipeline.clock import utcnow
 from distributor.pipeline.queueing import dispatch
-from distributor.vault import vault_from_settings
-from tests.factories import make_batch, make_row
+from tests.conftest import SANDBOX_ACCOUNT
+from tests.factories import store_running_batch
 from tests.processes import ServiceProcess, service_env
 
-SANDBOX_ACCOUNT = "sandbox-account"
-SANDBOX_KEY = "sandbox-key"
 SETTLE_TIMEOUT_SECONDS = 60.0
-
-
-@pytest.fixture
-def sandbox() -> Iterator[SandboxHandle]:
-    """A sandbox on a free loopback port, one account, no faults to start with."""
-    settings = SandboxSettings(
-        _env_file=None,  # type: ignore[call-arg]
-        api_keys=[f"{SANDBOX_KEY}:{SANDBOX_ACCOUNT}"],
-    )
-    with running_sandbox(settings) as handle:
-        yield handle
-
-
-@pytest.fixture
-def control(sandbox: SandboxHandle) -> Iterator[httpx.Client]:
-    """A client for the sandbox's control routes (/_sandbox/...)."""
-    with httpx.Client(base_url=sandbox.base_url + "/_sandbox") as client:
-        yield client
 
 
 @pytest.fixture
@@ -98,22 +76,9 @@ def card_number(index: int, *, prefix: str = "2340") -> str:
 
 
 def store_batch(settings: Settings, cards: list[str]) -> int:
-    """A running batch with one pending row per card."""
-    vault = vault_from_settings(settings)
-    with session_scope(settings.database_url) as session:
-        batch = make_batch(session, state="queued")
-        for line, card in enumerate(cards, start=1):
-            recipient = f"+6422{line:07d}"
-            make_row(
-                session,
-                batch=batch,
-                vault=vault,
-                card_number=card,
-                recipient=recipient,
-                line_no=line,
-            )
-        batch_control.start(session, batch_id=batch.id, now=utcnow())
-        return batch.id
+    """A running batch with one pending row per card, each to its own phone."""
+    rows = [(card, "1234", f"+6422{line:07d}") for line, card in enumerate(cards, start=1)]
+    return store_running_batch(settings, rows)
 
 
 def enqueue(settings: Settings, batch_id: int) -> int:

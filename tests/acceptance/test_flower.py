@@ -14,7 +14,7 @@ import pytest
 
 from distributor.config import Settings
 from tests.acceptance.conftest import enqueue, wait_until_settled
-from tests.integration.tracking.tracking_helpers import store_cards
+from tests.factories import store_running_batch
 from tests.processes import ServiceProcess, service_env
 
 StartService = Callable[..., ServiceProcess]
@@ -72,7 +72,7 @@ def test_flower_shows_named_row_tasks_with_the_batch_id_and_no_card_pin_or_phone
 ) -> None:
     _, url = flower
     start_service("worker")
-    batch_id = store_cards(pipeline_settings, CARDS)
+    batch_id = store_running_batch(pipeline_settings, CARDS)
     enqueue(pipeline_settings, batch_id)
     assert wait_until_settled(pipeline_settings, batch_id) == {"sent": ROWS}
     with httpx.Client(base_url=url, auth=(FLOWER_USER, FLOWER_PASSWORD)) as flower_api:

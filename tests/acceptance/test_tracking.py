@@ -20,11 +20,11 @@ from distributor.db import session_scope
 from distributor.models import Row
 from distributor.serving import serve_in_thread
 from tests.acceptance.conftest import card_number, enqueue, wait_until_settled
+from tests.factories import store_running_batch
 from tests.integration.tracking.tracking_helpers import (
     NEVER_CLAIMS,
     checked_at,
     read_row,
-    store_cards,
     summary,
 )
 from tests.processes import ServiceProcess
@@ -42,7 +42,7 @@ TRACK_TIMEOUT_SECONDS = 30.0
 def _batch(settings: Settings, claimers: int) -> int:
     """A running batch: ``claimers`` recipients who claim, and one who never does."""
     cards = [(card_number(i), "1234", f"+6422100{i:04d}") for i in range(claimers)]
-    return store_cards(settings, [*cards, (card_number(claimers), "1234", NEVER_CLAIMS)])
+    return store_running_batch(settings, [*cards, (card_number(claimers), "1234", NEVER_CLAIMS)])
 
 
 def _never_claimer(settings: Settings, batch_id: int) -> int:

@@ -4,36 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-import httpx
 import pytest
 
-from distributor.centrapay.sandbox.server import SandboxHandle, running_sandbox
-from distributor.config import SandboxSettings, Settings
+from distributor.centrapay.sandbox.server import SandboxHandle
+from distributor.config import Settings
 from distributor.pipeline.context import PipelineContext, build_context
 from distributor.ratelimit.local import LocalTokenBucket
-
-SANDBOX_ACCOUNT = "sandbox-account"
-SANDBOX_KEY = "sandbox-key"
+from tests.conftest import SANDBOX_ACCOUNT
 
 MakeContext = Callable[..., PipelineContext]
-
-
-@pytest.fixture
-def sandbox() -> Iterator[SandboxHandle]:
-    """A sandbox on a free loopback port with the account of the ``settings`` fixture."""
-    settings = SandboxSettings(
-        _env_file=None,
-        api_keys=[f"{SANDBOX_KEY}:{SANDBOX_ACCOUNT}"],
-    )
-    with running_sandbox(settings) as handle:
-        yield handle
-
-
-@pytest.fixture
-def control(sandbox: SandboxHandle) -> Iterator[httpx.Client]:
-    """A client for the sandbox's control routes (/_sandbox/...)."""
-    with httpx.Client(base_url=sandbox.base_url + "/_sandbox") as client:
-        yield client
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from distributor.config import Settings
 from distributor.constants import CELERY_QUEUE, RowState
 from distributor.db import session_scope
 from distributor.models import Batch, Row
-from distributor.pipeline import batch_control, tracking
+from distributor.pipeline import tracking
 from distributor.pipeline.clock import utcnow
 from distributor.pipeline.context import PipelineContext
 from distributor.pipeline.transitions import load_row
@@ -23,25 +23,6 @@ from tests.factories import make_batch, make_row
 
 NEVER_CLAIMS = "+64220009999"
 """The sandbox never claims a transfer to a phone ending in 9999: it expires, then returns."""
-
-
-def store_cards(settings: Settings, cards: list[tuple[str, str, str]]) -> int:
-    """A running batch with one pending row per (card number, PIN, recipient)."""
-    vault = vault_from_settings(settings)
-    with session_scope(settings.database_url) as session:
-        batch = make_batch(session, state="queued")
-        for line, (card, pin, recipient) in enumerate(cards, start=1):
-            make_row(
-                session,
-                batch=batch,
-                vault=vault,
-                card_number=card,
-                pin=pin,
-                recipient=recipient,
-                line_no=line,
-            )
-        batch_control.start(session, batch_id=batch.id, now=utcnow())
-        return batch.id
 
 
 def stored_row(

@@ -1,0 +1,1 @@
+"""Standalone mode: the whole pipeline in one process, on SQLite, without Redis or Celery."""

@@ -1,0 +1,125 @@
+"""Standalone mode's engine: one process, an SQLite file, no Redis, no Celery.
+
+``standalone_settings`` fills in what a first try lacks: a database file and a secret key
+kept in a state folder, and (when CENTRAPAY_BASE_URL is not set) the sandbox, started in
+this process. ``StandaloneRunner`` then runs the same row code as the workers, on a
+thread pool with an in-process token bucket.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from distributor import migrate
+from distributor.centrapay.sandbox.server import running_sandbox
+from distributor.batches import get_batch
+from distributor.config import SandboxSettings, Settings
+from distributor.constants import BatchState
+from distributor.db import session_scope
+from distributor.pipeline import batch_control
+from distributor.pipeline.clock import utcnow
+from distributor.pipeline.context import build_context
+from distributor.pipeline.queueing import dispatch
+from distributor.pipeline.steps import advance_row
+from distributor.pipeline.sweeper import sweep
+from distributor.ratelimit.local import LocalTokenBucket
+from distributor.standalone.local_queue import LocalRowQueue
+
+logger = logging.getLogger(__name__)
+
+DATABASE_FILE = "distributor.sqlite3"
+SECRET_FILE = "secret.key"
+SANDBOX_API_KEY = "standalone-key"
+SANDBOX_ACCOUNT = "standalone-account"
+SANDBOX_RATE_PER_SECOND = 100.0
+"""Against the local sandbox a dry run need not crawl at a production rate."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StandaloneSettings:
+    """The settings of one standalone run, and whether it talks to the local sandbox."""
+
+    settings: Settings
+    sandbox: bool
+
+
+def _secret(state_dir: Path) -> str:
+    """The secret kept in the state folder, made on first use (readable by the owner only)."""
+    path = state_dir / SECRET_FILE
+    if not path.exists():
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+@contextmanager
+def standalone_settings(*, base: Settings, state_dir: Path) -> Iterator[StandaloneSettings]:
+    """Settings for a run in ``state_dir``: its SQLite file migrated, the sandbox if needed."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    update: dict[str, object] = {"database_url": f"sqlite:///{state_dir / DATABASE_FILE}"}
+    if base.distributor_secret_key is None:
+        update["distributor_secret_key"] = SecretStr(_secret(state_dir))
+    with ExitStack() as stack:
+        sandbox = base.centrapay_base_url is None
+        if sandbox:
+            sandbox_settings = SandboxSettings(
+                _env_file=None,  # type: ignore[call-arg]
+                api_keys=[f"{SANDBOX_API_KEY}:{SANDBOX_ACCOUNT}"],
+            )
+            handle = stack.enter_context(running_sandbox(sandbox_settings))
+            update |= {
+                "centrapay_base_url": handle.base_url,
+                "centrapay_api_key": SecretStr(SANDBOX_API_KEY),
+                "centrapay_account_id": SANDBOX_ACCOUNT,
+            }
+            if "centrapay_rate_per_second" not in base.model_fields_set:
+                update["centrapay_rate_per_second"] = SANDBOX_RATE_PER_SECOND
+        settings = base.model_copy(update=update)
+        migrate.upgrade(settings.database_url)
+        yield StandaloneSettings(settings=settings, sandbox=sandbox)
+
+
+class StandaloneRunner:
+    """The pipeline of one process: rows advanced on threads, swept now and then."""
+
+    def __init__(self, settings: Settings) -> None:
+        assert settings.centrapay_base_url is not None
+        self.settings = settings
+        bucket = LocalTokenBucket(
+            rate_per_second=settings.centrapay_rate_per_second, burst=settings.centrapay_burst
+        )
+        self._context = build_context(settings, bucket=bucket, base_url=settings.centrapay_base_url)
+        self._queue = LocalRowQueue(
+            lambda row_id: advance_row(self._context, row_id),
+            threads=settings.worker_concurrency,
+        )
+
+    def start(self, batch_id: int) -> None:
+        """Start a queued batch (or go on with a running one) and queue its ready rows."""
+        with session_scope(self.settings.database_url) as session:
+            if get_batch(session, batch_id).state == BatchState.QUEUED:
+                batch_control.start(session, batch_id=batch_id, now=utcnow())
+        dispatch(database_url=self.settings.database_url, queue=self._queue, batch_id=batch_id)
+
+    def sweep(self) -> None:
+        """Take back rows whose lease ran out; close the batch when nothing is left."""
+        sweep(
+            database_url=self.settings.database_url,
+            queue=self._queue,
+            queue_is_empty=self._queue.idle(),
+        )
+
+    def stop(self) -> None:
+        """Let rows in flight finish their step, take no new one, and release the threads."""
+        self._context.stopping.set()
+        self._queue.close()
+        self._context.close()
