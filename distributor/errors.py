@@ -92,14 +92,9 @@ class CentrapayRateLimited(CentrapayError):
 class CentrapayTransient(CentrapayError):
     """A fault that should pass: retry automatically with backoff.
 
-    ``ambiguous`` is true when the request may have been applied (timeout or dropped
-    connection after sending, or a 5xx): look before sending it again. A connection that
-    was never made is not ambiguous.
+    The request may have been applied (a timeout or dropped connection after sending, or
+    a 5xx), so the next attempt of the step looks before it sends again.
     """
-
-    def __init__(self, message: str, *, status: int | None = None, ambiguous: bool = True):
-        super().__init__(message, status=status)
-        self.ambiguous = ambiguous
 
 
 class CentrapayServerError(CentrapayTransient):

@@ -243,16 +243,10 @@ class CentrapayClient:
             response = self._http.request(method, path, json=json, params=params, headers=headers)
         except httpx.TimeoutException as exc:
             metrics.CENTRAPAY_CALLS.labels(endpoint=endpoint, status="timeout").inc()
-            raise CentrapayTimeout(
-                f"{method} {path}: no answer in time",
-                ambiguous=not isinstance(exc, httpx.ConnectTimeout),
-            ) from exc
+            raise CentrapayTimeout(f"{method} {path}: no answer in time") from exc
         except httpx.TransportError as exc:
             metrics.CENTRAPAY_CALLS.labels(endpoint=endpoint, status="connection").inc()
-            raise CentrapayConnectionError(
-                f"{method} {path}: {type(exc).__name__}",
-                ambiguous=not isinstance(exc, httpx.ConnectError),
-            ) from exc
+            raise CentrapayConnectionError(f"{method} {path}: {type(exc).__name__}") from exc
         elapsed_ms = (time.monotonic() - started) * 1000
         metrics.CENTRAPAY_CALLS.labels(endpoint=endpoint, status=str(response.status_code)).inc()
         logger.debug("%s %s -> %s in %.0f ms", method, path, response.status_code, elapsed_ms)

@@ -72,7 +72,7 @@ def standalone_settings(*, base: Settings, state_dir: Path) -> Iterator[Standalo
         sandbox = base.centrapay_base_url is None
         if sandbox:
             sandbox_settings = SandboxSettings(
-                _env_file=None,  # type: ignore[call-arg]
+                _env_file=None,
                 api_keys=[f"{SANDBOX_API_KEY}:{SANDBOX_ACCOUNT}"],
             )
             handle = stack.enter_context(running_sandbox(sandbox_settings))
