@@ -1,4 +1,4 @@
-"""Commands about batches: upload, status (and later retry, cancel, pause, resume, report)."""
+"""Commands about batches: upload, and status (once, or live with --watch)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from distributor.batches import batch_counts, get_batch
 from distributor.broker import batch_dispatcher, make_celery
 from distributor.cli.common import app, console, fail, load_settings
+from distributor.cli.watch import (
+    WATCH_INTERVAL_SECONDS,
+    Snapshot,
+    print_status,
+    read_snapshot,
+    watch_batch,
+)
 from distributor.config import Settings
 from distributor.db import session_scope
 from distributor.errors import ConfigError, DistributorError
@@ -28,6 +34,7 @@ from distributor.pipeline.clock import utcnow
 from distributor.vault import vault_from_settings
 
 PROBLEMS_SHOWN = 20
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT: what shells report for a command stopped by Ctrl-C
 
 
 def _database_problem(exc: DBAPIError, database_url: str) -> str:
@@ -39,7 +46,7 @@ def _database_problem(exc: DBAPIError, database_url: str) -> str:
 
 
 @contextmanager
-def _session(settings: Settings) -> Iterator[Session]:
+def batch_session(settings: Settings) -> Iterator[Session]:
     """A session whose failures end the command with one clear line, not a traceback."""
     try:
         with session_scope(settings.database_url) as session:
@@ -50,7 +57,26 @@ def _session(settings: Settings) -> Iterator[Session]:
         raise fail(escape(str(exc))) from None
 
 
-def _print_result(result: IngestResult, file: Path) -> None:
+def batch_options(
+    settings: Settings,
+    *,
+    name: str,
+    asset_type: str | None,
+    issuer: str | None,
+    sender_name: str | None,
+    description: str | None,
+) -> BatchOptions:
+    """A batch's defaults from the command's options, falling back on the settings."""
+    return BatchOptions(
+        name=name,
+        asset_type=asset_type or settings.default_asset_type,
+        issuer=issuer or settings.default_issuer,
+        sender_name=sender_name,
+        description=description,
+    )
+
+
+def print_ingest_result(result: IngestResult, file: Path) -> None:
     total = sum(result.counts.values())
     console.print(f"batch [bold]{result.batch_id}[/] stored from {escape(file.name)}: {total} rows")
     counts = Table("state", "rows")
@@ -105,14 +131,15 @@ def upload(
         raise fail(
             f"{escape(file.name)} is larger than UPLOAD_MAX_BYTES ({settings.upload_max_bytes})"
         )
-    options = BatchOptions(
+    options = batch_options(
+        settings,
         name=name or file.name,
-        asset_type=asset_type or settings.default_asset_type,
-        issuer=issuer or settings.default_issuer,
+        asset_type=asset_type,
+        issuer=issuer,
         sender_name=sender_name,
         description=description,
     )
-    with file.open("rb") as stream, _session(settings) as session:
+    with file.open("rb") as stream, batch_session(settings) as session:
         result = ingest_csv(
             stream,
             session=session,
@@ -123,40 +150,48 @@ def upload(
         )
         if start:
             batch_control.start(session, batch_id=result.batch_id, now=utcnow())
-    _print_result(result, file)
+    print_ingest_result(result, file)
     if start:
-        _dispatch(settings, result.batch_id)
+        dispatch_batch(settings, result.batch_id)
+        console.print(f"batch {result.batch_id} started")
 
 
-def _dispatch(settings: Settings, batch_id: int) -> None:
+def dispatch_batch(settings: Settings, batch_id: int) -> None:
     """Ask a worker to queue the batch's rows; if Redis is down, beat's sweeper will."""
     try:
         batch_dispatcher(make_celery(settings))(batch_id)
     except (KombuError, RedisError, OSError) as exc:
         raise fail(
             escape(
-                f"batch {batch_id} is stored and running, but the queue (REDIS_URL) could not "
+                f"batch {batch_id} is running, but the queue (REDIS_URL) could not "
                 f"be reached: {exc}; `distributor beat` queues its rows once it is back"
             )
         ) from None
-    console.print(f"batch {batch_id} started")
 
 
 @app.command()
-def status(batch_id: Annotated[int, typer.Argument(help="The batch id.")]) -> None:
-    """Show a batch and its rows by state."""
+def status(
+    batch_id: Annotated[int, typer.Argument(help="The batch id.")],
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Show live progress until the batch is finished.")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between two refreshes of --watch.")
+    ] = WATCH_INTERVAL_SECONDS,
+) -> None:
+    """Show a batch: progress, rows by state, failed rows by error code, transfers."""
     settings = load_settings()
-    with _session(settings) as session:
-        batch = get_batch(session, batch_id)
-        counts = batch_counts(session, batch_id)
-    console.print(f"batch [bold]{batch.id}[/] {escape(batch.name)}: {batch.state}")
-    console.print(
-        f"{batch.asset_type} from {batch.issuer}, {batch.total_rows} rows, "
-        f"created {batch.created_at:%Y-%m-%d %H:%M:%S %Z}"
-    )
-    if batch.pause_reason:
-        console.print(f"paused: {escape(batch.pause_reason)}")
-    table = Table("state", "rows")
-    for state, count in counts.items():
-        table.add_row(state, str(count), style=None if count else "dim")
-    console.print(table)
+
+    def read(*, transfers: bool = True) -> Snapshot:
+        with batch_session(settings) as session:
+            return read_snapshot(session, batch_id, transfers=transfers)
+
+    if not watch:
+        print_status(console, read())
+        return
+    try:
+        watch_batch(console, read=lambda: read(transfers=False), interval=interval)
+        print_status(console, read())
+    except KeyboardInterrupt:
+        console.print(f"stopped watching batch {batch_id}; the batch itself goes on")
+        raise typer.Exit(INTERRUPTED_EXIT_CODE) from None

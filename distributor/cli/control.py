@@ -2,47 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 
-from distributor.broker import batch_dispatcher, make_celery
-from distributor.cli.common import app, console, fail, load_settings
-from distributor.config import Settings
-from distributor.db import session_scope
-from distributor.errors import Conflict, NotFound
+from distributor.cli.batches import batch_session, dispatch_batch
+from distributor.cli.common import app, console, load_settings
+from distributor.errors import Conflict
 from distributor.pipeline import batch_control
 from distributor.pipeline.clock import utcnow
 
 BatchId = Annotated[int, typer.Argument(help="The batch id, as printed by upload.")]
 
 
-@contextmanager
-def _batch_session(settings: Settings) -> Iterator[Session]:
-    try:
-        with session_scope(settings.database_url) as session:
-            yield session
-    except (NotFound, Conflict) as exc:
-        raise fail(str(exc)) from None
-    except OperationalError as exc:
-        raise fail(f"cannot reach the database at DATABASE_URL: {exc.orig}") from None
-
-
-def _dispatcher(settings: Settings) -> Callable[[int], None]:
-    return batch_dispatcher(make_celery(settings))
-
-
 @app.command()
 def start(batch: BatchId) -> None:
     """Start sending a batch uploaded with --no-start."""
     settings = load_settings()
-    with _batch_session(settings) as session:
+    with batch_session(settings) as session:
         batch_control.start(session, batch_id=batch, now=utcnow())
-    _dispatcher(settings)(batch)
+    dispatch_batch(settings, batch)
     console.print(f"batch {batch} started")
 
 
@@ -50,7 +29,7 @@ def start(batch: BatchId) -> None:
 def pause(batch: BatchId) -> None:
     """Stop taking new rows of a batch; rows in flight finish their step."""
     settings = load_settings()
-    with _batch_session(settings) as session:
+    with batch_session(settings) as session:
         if not batch_control.pause(session, batch_id=batch, reason="paused by an operator"):
             raise Conflict(f"batch {batch} is not running or queued")
     console.print(f"batch {batch} paused")
@@ -60,9 +39,9 @@ def pause(batch: BatchId) -> None:
 def resume(batch: BatchId) -> None:
     """Go on with a paused batch."""
     settings = load_settings()
-    with _batch_session(settings) as session:
+    with batch_session(settings) as session:
         batch_control.resume(session, batch_id=batch)
-    _dispatcher(settings)(batch)
+    dispatch_batch(settings, batch)
     console.print(f"batch {batch} resumed")
 
 
@@ -70,7 +49,7 @@ def resume(batch: BatchId) -> None:
 def cancel(batch: BatchId) -> None:
     """Stop a batch for good: rows not yet sent are cancelled."""
     settings = load_settings()
-    with _batch_session(settings) as session:
+    with batch_session(settings) as session:
         cancelled = batch_control.cancel(session, batch_id=batch, now=utcnow())
     console.print(f"batch {batch} cancelled ({cancelled} rows)")
 
@@ -85,12 +64,12 @@ def retry(
 ) -> None:
     """Send failed rows again, from the step that failed."""
     settings = load_settings()
-    with _batch_session(settings) as session:
+    with batch_session(settings) as session:
         result = batch_control.retry(
             session, batch_id=batch, error_codes=error_code or (), row_ids=row or (), now=utcnow()
         )
     if result.retried:
-        _dispatcher(settings)(batch)
+        dispatch_batch(settings, batch)
     console.print(f"batch {batch}: {len(result.retried)} rows sent again")
     if result.refused:
         ids = ", ".join(str(row_id) for row_id in result.refused)

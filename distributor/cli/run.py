@@ -12,9 +12,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from distributor.batches import batch_counts, get_batch
-from distributor.cli.batches import PROBLEMS_SHOWN
-from distributor.cli.batches import _print_result as print_ingest_result
-from distributor.cli.batches import _session as batch_session
+from distributor.cli.batches import (
+    PROBLEMS_SHOWN,
+    batch_options,
+    batch_session,
+    print_ingest_result,
+)
 from distributor.cli.common import app, console, fail, load_settings
 from distributor.config import Settings
 from distributor.constants import BatchState, RowState
@@ -132,10 +135,11 @@ def run(
             batch_id = batch or _store(
                 settings,
                 file,
-                BatchOptions(
+                batch_options(
+                    settings,
                     name=file.name,
-                    asset_type=asset_type or settings.default_asset_type,
-                    issuer=issuer or settings.default_issuer,
+                    asset_type=asset_type,
+                    issuer=issuer,
                     sender_name=sender_name,
                     description=description,
                 ),

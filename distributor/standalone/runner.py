@@ -19,8 +19,8 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from distributor import migrate
-from distributor.centrapay.sandbox.server import running_sandbox
 from distributor.batches import get_batch
+from distributor.centrapay.sandbox.server import running_sandbox
 from distributor.config import SandboxSettings, Settings
 from distributor.constants import BatchState
 from distributor.db import session_scope
@@ -36,7 +36,7 @@ from distributor.standalone.local_queue import LocalRowQueue
 logger = logging.getLogger(__name__)
 
 DATABASE_FILE = "distributor.sqlite3"
-SECRET_FILE = "secret.key"
+KEY_FILE = "secret.key"
 SANDBOX_API_KEY = "standalone-key"
 SANDBOX_ACCOUNT = "standalone-account"
 SANDBOX_RATE_PER_SECOND = 100.0
@@ -53,7 +53,7 @@ class StandaloneSettings:
 
 def _secret(state_dir: Path) -> str:
     """The secret kept in the state folder, made on first use (readable by the owner only)."""
-    path = state_dir / SECRET_FILE
+    path = state_dir / KEY_FILE
     if not path.exists():
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as handle:

@@ -137,7 +137,7 @@ def test_an_unreachable_queue_after_storing_says_the_batch_runs_and_who_will_que
     assert finished.returncode == 1
     assert "batch 1 stored from cards.csv: 5 rows" in finished.stdout
     assert finished.stderr.startswith(
-        "error: batch 1 is stored and running, but the queue (REDIS_URL) could not be reached"
+        "error: batch 1 is running, but the queue (REDIS_URL) could not be reached"
     )
     assert finished.stderr.count("\n") == 1
     assert "hunter2" not in finished.stderr
