@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,20 @@ _lock = threading.Lock()
 _factories: dict[str, sessionmaker[Session]] = {}
 
 
+class _NoFetchedRows(logging.Filter):
+    """Drops SQLAlchemy's echo of each fetched row (DEBUG): rows hold recipients in clear.
+
+    Statements are still echoed when an operator turns SQLAlchemy's logging on, and their
+    parameters are hidden by the engines (``hide_parameters``).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno <= logging.DEBUG and record.msg == "Row %r")
+
+
+logging.getLogger("sqlalchemy.engine.Engine").addFilter(_NoFetchedRows())
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -26,11 +41,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _create_engine(url: str) -> Engine:
+    # hide_parameters: a failed statement's message (logged, shown in tracebacks) would
+    # otherwise quote its values, and an insert of rows carries recipients in clear.
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(url, connect_args={"check_same_thread": False}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_SIZE, pool_pre_ping=True)
+    return create_engine(
+        url,
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_SIZE,
+        pool_pre_ping=True,
+        hide_parameters=True,
+    )
 
 
 def _factory(url: str) -> sessionmaker[Session]:

@@ -5,4 +5,4 @@ from __future__ import annotations
 from distributor.cli import batches, control, flower, keys, report, run, services
 from distributor.cli.common import app
 
-__all__ = ["app", "batches", "control", "flower", "keys", "report", "services"]
+__all__ = ["app", "batches", "control", "flower", "keys", "report", "run", "services"]

@@ -6,6 +6,7 @@ columns are ``recipientAlias,cardNumber,pin,message`` as in Centrapay's example.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from distributor.errors import UploadRejected
@@ -26,7 +27,17 @@ REQUIRED_HEADER_COLUMNS = (RECIPIENT, CARD_NUMBER)
 IGNORED = ""  # a blank header cell: its column is ignored
 OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
 
+BOM = "\ufeff"  # a byte order mark past the start (files joined together): invisible, dropped
+
 _BY_LOWER = {name.lower(): name for name in POSITIONAL_COLUMNS + OPTIONAL_COLUMNS}
+
+
+def clean(cell: str) -> str:
+    """A cell without the whitespace and byte order marks around it."""
+    return cell.strip().strip(BOM).strip()
+
+
+_LABEL_LIKE = re.compile(r"[A-Za-z][A-Za-z _.-]{0,39}")  # letters only: never a card or phone
 
 
 @dataclass(frozen=True)
@@ -42,19 +53,28 @@ class Layout:
         Extra fields that are blank (trailing commas from a spreadsheet) are not counted.
         """
         values = {
-            name: value.strip()
+            name: clean(value)
             for name, value in zip(self.names, record.fields, strict=False)
             if name != IGNORED
         }
         missing = tuple(name for name in self.names[len(record.fields) :] if name != IGNORED)
-        extra = [value for value in record.fields[len(self.names) :] if value.strip()]
+        extra = [value for value in record.fields[len(self.names) :] if clean(value)]
         return values, missing, len(extra)
+
+
+def _shown_label(label: str, position: int) -> str:
+    """A header cell as quoted in an error: a cell that may be data (a card number, a
+    phone, an email, when line 1 is a row whose message happens to be a column name) is
+    named by its position only, since the message reaches the API, the CLI and logs."""
+    if _LABEL_LIKE.fullmatch(label):
+        return repr(label)
+    return f"number {position} (a value, not a column name: is line 1 a row of data?)"
 
 
 def _header_names(record: RawRecord) -> tuple[str, ...]:
     names: list[str] = []
     for cell in record.fields:
-        label = cell.strip()
+        label = clean(cell)
         if not label:
             names.append(IGNORED)
             continue
@@ -62,7 +82,8 @@ def _header_names(record: RawRecord) -> tuple[str, ...]:
         if name is None:
             expected = ", ".join(POSITIONAL_COLUMNS + OPTIONAL_COLUMNS)
             raise UploadRejected(
-                f"unknown column {label!r} in the header; columns are {expected}",
+                f"unknown column {_shown_label(label, len(names) + 1)} in the header; "
+                f"columns are {expected}",
                 line=record.line,
             )
         if name in names:
@@ -80,7 +101,7 @@ def detect_layout(first: RawRecord) -> Layout:
     Raises UploadRejected for a header with unknown, repeated or missing columns, and for
     a first line of a single column: not a CSV of cards, or not separated by commas.
     """
-    if any(cell.strip().lower() in _BY_LOWER for cell in first.fields):
+    if any(clean(cell).lower() in _BY_LOWER for cell in first.fields):
         return Layout(_header_names(first), has_header=True)
     if len(first.fields) == 1:
         for delimiter, called in OTHER_DELIMITERS.items():
