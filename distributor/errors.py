@@ -23,6 +23,10 @@ class UploadRejected(DistributorError):
         self.line = line
 
 
+class SecretUnreadable(DistributorError):
+    """A stored card number or PIN was encrypted under a secret that is no longer configured."""
+
+
 class NotFound(DistributorError):
     """A batch or row that does not exist."""
 

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from distributor.config import Settings
-from distributor.errors import ConfigError, DistributorError
+from distributor.errors import ConfigError, SecretUnreadable
 
 DERIVED_KEY_BYTES = 32
 
@@ -45,7 +45,7 @@ class Vault:
         try:
             return self.fernet.decrypt(token).decode()
         except InvalidToken:
-            raise DistributorError(
+            raise SecretUnreadable(
                 "a stored secret cannot be decrypted: DISTRIBUTOR_SECRET_KEY changed "
                 "without listing the old one in DISTRIBUTOR_PREVIOUS_SECRET_KEYS"
             ) from None

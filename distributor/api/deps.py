@@ -6,7 +6,7 @@ import hmac
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -14,6 +14,12 @@ from distributor.config import Settings
 from distributor.db import session_scope
 
 bearer = HTTPBearer(auto_error=False)
+
+ID_MAX = 2**63 - 1
+"""The largest id the database can hold (a Postgres bigint); a larger one is refused (422)
+before it reaches a query, where Postgres would fail on it."""
+
+BatchId = Annotated[int, Path(ge=1, le=ID_MAX, description="the batch's id")]
 
 
 def get_settings(request: Request) -> Settings:

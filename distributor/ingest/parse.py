@@ -19,11 +19,13 @@ from distributor.errors import UploadRejected
 MAX_LINE_BYTES = 64 * 1024  # no line of a giftcard file comes near; a binary blob does
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 ZIP_MAGIC = b"PK\x03\x04"  # .xlsx and .ods workbooks are zip files
+BARE_CR = "a bare carriage return ends a line; save the file as CSV with CRLF or LF line endings"
 CSV_ERRORS = {
     "unexpected end of data": "a quoted field is never closed",
     "',' expected after '\"'": 'text after a closing quote (write a quote inside a field as "")',
-    "new-line character seen in unquoted field": (
-        "a bare carriage return ends a line; save the file as CSV with CRLF or LF line endings"
+    "new-line character seen in unquoted field": BARE_CR,
+    f"field larger than field limit ({csv.field_size_limit()})": (
+        f"a field is longer than {csv.field_size_limit()} characters (is a quote left open?)"
     ),
 }
 
@@ -40,11 +42,19 @@ class RawRecord:
         return all(not field.strip() for field in self.fields)
 
 
+def _looks_utf16(raw: bytes) -> bool:
+    """True for a line of UTF-16 text: a BOM, or ASCII with every other byte NUL."""
+    text = raw.rstrip(b"\r\n")
+    return raw.startswith(UTF16_BOMS) or (
+        len(text) >= 2 and (not any(text[0::2]) or not any(text[1::2]))
+    )
+
+
 def _decode(raw: bytes, line: int) -> str:
     if line == 1 and raw.startswith(ZIP_MAGIC):
         raise UploadRejected("the file is a workbook or zip; save it as CSV UTF-8", line=line)
     if b"\0" in raw:
-        if line == 1 and raw.startswith(UTF16_BOMS):
+        if line == 1 and _looks_utf16(raw):
             raise UploadRejected("the file is UTF-16; save it as CSV UTF-8", line=line)
         position = raw.index(b"\0") + 1
         raise UploadRejected(
@@ -66,6 +76,8 @@ def text_lines(stream: BinaryIO) -> Iterator[str]:
     while raw := stream.readline(MAX_LINE_BYTES + 1):
         line += 1
         if len(raw) > MAX_LINE_BYTES:
+            if b"\r" in raw.rstrip(b"\r"):  # lines ended by CR alone read as one line
+                raise UploadRejected(f"not valid CSV: {BARE_CR}", line=line)
             raise UploadRejected(
                 f"longer than {MAX_LINE_BYTES} bytes; expected a CSV file of giftcards",
                 line=line,

@@ -46,6 +46,9 @@ _PIN = re.compile(r"[0-9]+")
 _PHONE_CHARS = re.compile(r"\+?[0-9 ().-]+")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _SCIENTIFIC = re.compile(r"[0-9](\.[0-9]+)?[eE]\+?[0-9]+")
+_DECIMAL = re.compile(r"[0-9]+\.[0-9]+")
+_OTHER_DIGITS = re.compile(r"(?![0-9])\d")  # full-width, Arabic-Indic, ...: look like digits
+OTHER_DIGITS = "must contain digits only, 0-9: some are full-width or of another script"
 _NO_SMS = {
     phonenumbers.PhoneNumberType.FIXED_LINE: "a landline",
     phonenumbers.PhoneNumberType.TOLL_FREE: "a toll-free number",
@@ -136,6 +139,8 @@ def check_recipient(raw: str) -> Recipient | Problem:
         local, _, domain = raw.rpartition("@")
         address = f"{local}@{domain.lower()}"
         return Recipient(address, mask_email(address))
+    if _OTHER_DIGITS.search(raw):
+        return Problem(col.RECIPIENT, INVALID_RECIPIENT, OTHER_DIGITS)
     phone = check_phone(raw)
     if isinstance(phone, str):
         return Problem(col.RECIPIENT, INVALID_RECIPIENT, phone)
@@ -152,6 +157,15 @@ def check_card_number(raw: str) -> str | Problem:
             INVALID_CARD_NUMBER,
             "in scientific notation (a spreadsheet changed it); format the column as text",
         )
+    if _DECIMAL.fullmatch(raw):
+        return Problem(
+            col.CARD_NUMBER,
+            INVALID_CARD_NUMBER,
+            "must contain digits only, not a decimal number (a spreadsheet changed it); "
+            "format the column as text",
+        )
+    if _OTHER_DIGITS.search(raw):
+        return Problem(col.CARD_NUMBER, INVALID_CARD_NUMBER, OTHER_DIGITS)
     if not _CARD_NUMBER.fullmatch(raw):
         return Problem(col.CARD_NUMBER, INVALID_CARD_NUMBER, "must contain digits only")
     digits = _CARD_SEPARATORS.sub("", raw)
@@ -168,6 +182,8 @@ def check_pin(raw: str, *, required: bool) -> str | Problem | None:
     """The PIN as digits, None when empty and allowed, or the problem with it."""
     if not raw:
         return Problem(col.PIN, MISSING_FIELD, "missing (PINs are required)") if required else None
+    if _OTHER_DIGITS.search(raw):
+        return Problem(col.PIN, INVALID_PIN, OTHER_DIGITS)
     if not _PIN.fullmatch(raw):
         return Problem(col.PIN, INVALID_PIN, "must contain digits only")
     if len(raw) > PIN_MAX_DIGITS:

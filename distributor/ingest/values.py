@@ -35,6 +35,9 @@ class BatchOptions:
                 raise UploadRejected(
                     f"the batch {label} is longer than {NAME_MAX_CHARS} characters"
                 )
+            if value is not None and "\0" in value:
+                # Postgres cannot store a NUL in text; no name needs one
+                raise UploadRejected(f"the batch {label} contains a NUL character")
 
 
 @dataclass(frozen=True, kw_only=True)

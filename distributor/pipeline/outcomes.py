@@ -8,6 +8,7 @@
 | 5xx, timeout, connection error                     | back to waiting after backoff, then   |
 |                                                    | failed (retryable) past the limit     |
 | 401                                                | the batch pauses; nothing else is sent|
+| card number or PIN under a secret no longer set    | failed SECRET_UNREADABLE, retryable   |
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from distributor.errors import (
     CentrapayTransient,
     CentrapayUnauthorized,
     DistributorError,
+    SecretUnreadable,
     TokenWaitTooLong,
 )
 
 OPERATOR_FIXABLE_CODES = frozenset({"INSUFFICIENT_WALLET_BALANCE", "QUOTA_EXCEEDED"})
 BUCKET_DOWN_RETRY_SECONDS = 5.0
+UNREADABLE_CODE = "SECRET_UNREADABLE"
 
 
 class Action(StrEnum):
@@ -89,6 +92,8 @@ def decide(error: DistributorError, *, step_attempts: int, policy: RetryPolicy) 
                 delay_seconds=policy.delay(step_attempts),
             )
         return Outcome(action=Action.FAIL, error_code=error.code, retryable=True)
+    if isinstance(error, SecretUnreadable):
+        return Outcome(action=Action.FAIL, error_code=UNREADABLE_CODE, retryable=True)
     if isinstance(error, CentrapayRejected):
         return Outcome(
             action=Action.FAIL,

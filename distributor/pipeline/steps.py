@@ -61,8 +61,8 @@ def _load(ctx: PipelineContext, claim: Claim) -> None:
     with session_scope(ctx.database_url) as session:
         row = transitions.load_row(session, claim.row_id)
     assert row.card_number_enc is not None and row.asset_type and row.issuer and row.card_key
-    card_number = ctx.vault.decrypt(row.card_number_enc)
     try:
+        card_number = ctx.vault.decrypt(row.card_number_enc)
         asset = None
         if claim.step_attempts > 1:
             asset = ctx.client.find_asset(card_number=card_number, asset_type=row.asset_type)

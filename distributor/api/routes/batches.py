@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy.orm import Session
 
 from distributor import batches
-from distributor.api.deps import Authorized, DispatchDep, SessionDep, SettingsDep
+from distributor.api.deps import ID_MAX, Authorized, BatchId, DispatchDep, SessionDep, SettingsDep
 from distributor.constants import ASSET_TYPES, ISSUERS, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, RowState
 from distributor.errors import UploadRejected
 from distributor.ingest import BatchOptions, ingest_csv
@@ -21,15 +21,22 @@ from distributor.vault import vault_from_settings
 
 router = APIRouter(prefix="/batches", tags=["batches"], dependencies=[Authorized])
 
+ERROR_CODE_MAX_CHARS = 64  # the width of rows.error_code
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # no control characters: Postgres refuses NUL in text
+RETRY_CHOICES_MAX = PAGE_SIZE_MAX  # error codes or row ids one retry may name
+
 Limit = Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=ID_MAX)]
+ErrorCodeFilter = Annotated[str | None, Query(max_length=ERROR_CODE_MAX_CHARS, pattern=PRINTABLE)]
+ErrorCode = Annotated[str, StringConstraints(max_length=ERROR_CODE_MAX_CHARS, pattern=PRINTABLE)]
+RowId = Annotated[int, Field(ge=1, le=ID_MAX)]
 
 
 class RetryRequest(BaseModel):
     """Which failed rows to retry: all of them, or those with these codes or ids."""
 
-    error_codes: list[str] = Field(default_factory=list)
-    row_ids: list[int] = Field(default_factory=list)
+    error_codes: list[ErrorCode] = Field(default_factory=list, max_length=RETRY_CHOICES_MAX)
+    row_ids: list[RowId] = Field(default_factory=list, max_length=RETRY_CHOICES_MAX)
 
 
 def _choice(value: str | None, default: str, allowed: tuple[str, ...], name: str) -> str:
@@ -102,7 +109,7 @@ def list_all(
 
 
 @router.get("/{batch_id}")
-def show(session: SessionDep, batch_id: int) -> dict[str, Any]:
+def show(session: SessionDep, batch_id: BatchId) -> dict[str, Any]:
     """One batch: state, counts by state, progress."""
     return _shown(session, batch_id)
 
@@ -110,9 +117,9 @@ def show(session: SessionDep, batch_id: int) -> dict[str, Any]:
 @router.get("/{batch_id}/rows")
 def rows(
     session: SessionDep,
-    batch_id: int,
+    batch_id: BatchId,
     state: RowState | None = None,
-    error_code: str | None = None,
+    error_code: ErrorCodeFilter = None,
     limit: Limit = PAGE_SIZE_DEFAULT,
     offset: Offset = 0,
 ) -> dict[str, Any]:
@@ -125,7 +132,7 @@ def rows(
 
 
 @router.post("/{batch_id}/start")
-def start(session: SessionDep, dispatch: DispatchDep, batch_id: int) -> dict[str, Any]:
+def start(session: SessionDep, dispatch: DispatchDep, batch_id: BatchId) -> dict[str, Any]:
     """Start sending a queued batch."""
     batch_control.start(session, batch_id=batch_id, now=utcnow())
     session.commit()
@@ -134,7 +141,7 @@ def start(session: SessionDep, dispatch: DispatchDep, batch_id: int) -> dict[str
 
 
 @router.post("/{batch_id}/pause")
-def pause(session: SessionDep, batch_id: int) -> dict[str, Any]:
+def pause(session: SessionDep, batch_id: BatchId) -> dict[str, Any]:
     """Stop taking new rows; rows in flight finish their step."""
     batches.get_batch(session, batch_id)
     batch_control.pause(session, batch_id=batch_id, reason="paused by an operator")
@@ -142,7 +149,7 @@ def pause(session: SessionDep, batch_id: int) -> dict[str, Any]:
 
 
 @router.post("/{batch_id}/resume")
-def resume(session: SessionDep, dispatch: DispatchDep, batch_id: int) -> dict[str, Any]:
+def resume(session: SessionDep, dispatch: DispatchDep, batch_id: BatchId) -> dict[str, Any]:
     """Go on with a paused batch."""
     batch_control.resume(session, batch_id=batch_id)
     session.commit()
@@ -151,7 +158,7 @@ def resume(session: SessionDep, dispatch: DispatchDep, batch_id: int) -> dict[st
 
 
 @router.post("/{batch_id}/cancel")
-def cancel(session: SessionDep, batch_id: int) -> dict[str, Any]:
+def cancel(session: SessionDep, batch_id: BatchId) -> dict[str, Any]:
     """Stop the batch for good; rows not yet sent are cancelled."""
     batch_control.cancel(session, batch_id=batch_id, now=utcnow())
     return _shown(session, batch_id)
@@ -159,7 +166,10 @@ def cancel(session: SessionDep, batch_id: int) -> dict[str, Any]:
 
 @router.post("/{batch_id}/retry")
 def retry(
-    session: SessionDep, dispatch: DispatchDep, batch_id: int, request: RetryRequest | None = None
+    session: SessionDep,
+    dispatch: DispatchDep,
+    batch_id: BatchId,
+    request: RetryRequest | None = None,
 ) -> dict[str, Any]:
     """Failed rows go back to the step that failed (a loaded card is not loaded again)."""
     chosen = request or RetryRequest()

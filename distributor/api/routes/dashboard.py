@@ -25,7 +25,14 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from sqlalchemy.orm import Session
 
 from distributor import batches
-from distributor.api.deps import DispatchDep, SessionDep, SettingsDep, token_is_valid
+from distributor.api.deps import (
+    ID_MAX,
+    BatchId,
+    DispatchDep,
+    SessionDep,
+    SettingsDep,
+    token_is_valid,
+)
 from distributor.api.routes import reports
 from distributor.config import Settings
 from distributor.constants import BatchState, RowState
@@ -216,7 +223,7 @@ def _back(batch_id: int, query: str = "") -> RedirectResponse:
 
 @router.get("")
 def batch_list(
-    session: SessionDep, _token: OperatorToken, offset: Annotated[int, Query(ge=0)] = 0
+    session: SessionDep, _token: OperatorToken, offset: Annotated[int, Query(ge=0, le=ID_MAX)] = 0
 ) -> HTMLResponse:
     """Batches, newest first, each with its state, counts and a progress bar."""
     found = batches.list_batches(session, limit=BATCHES_PER_PAGE, offset=offset)
@@ -236,7 +243,7 @@ def batch_detail(
     session: SessionDep,
     settings: SettingsDep,
     token: OperatorToken,
-    batch_id: int,
+    batch_id: BatchId,
     retried: Annotated[int | None, Query(ge=0)] = None,
     refused: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
@@ -246,7 +253,7 @@ def batch_detail(
 
 
 @router.get("/batches/{batch_id}/report.csv", dependencies=[Depends(operator_token)])
-def report_csv(session: SessionDep, settings: SettingsDep, batch_id: int) -> StreamingResponse:
+def report_csv(session: SessionDep, settings: SettingsDep, batch_id: BatchId) -> StreamingResponse:
     """The batch report, for a browser logged in with basic auth."""
     return reports.report_csv(session, settings, batch_id)
 
@@ -257,7 +264,7 @@ def start(
     settings: SettingsDep,
     dispatch: DispatchDep,
     token: OperatorToken,
-    batch_id: int,
+    batch_id: BatchId,
 ) -> Response:
     """Start sending a queued batch."""
     try:
@@ -271,7 +278,7 @@ def start(
 
 @router.post("/batches/{batch_id}/pause", dependencies=[CheckedForm])
 def pause(
-    session: SessionDep, settings: SettingsDep, token: OperatorToken, batch_id: int
+    session: SessionDep, settings: SettingsDep, token: OperatorToken, batch_id: BatchId
 ) -> Response:
     """Stop taking new rows; rows in flight finish their step."""
     batch = batches.get_batch(session, batch_id)
@@ -288,7 +295,7 @@ def resume(
     settings: SettingsDep,
     dispatch: DispatchDep,
     token: OperatorToken,
-    batch_id: int,
+    batch_id: BatchId,
 ) -> Response:
     """Go on with a paused batch."""
     try:
@@ -302,7 +309,7 @@ def resume(
 
 @router.post("/batches/{batch_id}/cancel", dependencies=[CheckedForm])
 def cancel(
-    session: SessionDep, settings: SettingsDep, token: OperatorToken, batch_id: int
+    session: SessionDep, settings: SettingsDep, token: OperatorToken, batch_id: BatchId
 ) -> Response:
     """Stop the batch for good; rows not yet sent are cancelled."""
     try:
@@ -319,7 +326,7 @@ def retry(
     settings: SettingsDep,
     dispatch: DispatchDep,
     token: OperatorToken,
-    batch_id: int,
+    batch_id: BatchId,
     error_code: Annotated[str, Form()],
 ) -> Response:
     """Put the batch's failed rows with ``error_code`` back to work."""

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from distributor import report
-from distributor.api.deps import Authorized, SessionDep, SettingsDep
+from distributor.api.deps import Authorized, BatchId, SessionDep, SettingsDep
 from distributor.batches import get_batch
 from distributor.db import session_scope
 
@@ -28,7 +28,7 @@ def _pieces(database_url: str, batch_id: int) -> Iterator[str]:
     response_class=StreamingResponse,
     responses={200: {"content": {CSV_MEDIA_TYPE: {}}}},
 )
-def report_csv(session: SessionDep, settings: SettingsDep, batch_id: int) -> StreamingResponse:
+def report_csv(session: SessionDep, settings: SettingsDep, batch_id: BatchId) -> StreamingResponse:
     """One CSV line per row, in file order: masked, formula cells neutralised."""
     get_batch(session, batch_id)
     return StreamingResponse(

@@ -15,6 +15,7 @@ from distributor.errors import (
     CentrapayServerError,
     CentrapayTimeout,
     CentrapayUnauthorized,
+    SecretUnreadable,
     TokenWaitTooLong,
 )
 from distributor.pipeline.outcomes import Action, RetryPolicy, decide
@@ -92,3 +93,12 @@ def test_backoff_grows_exponentially_with_jitter_under_a_ceiling(attempt: int) -
 def test_an_unexpected_error_is_not_swallowed() -> None:
     with pytest.raises(ValueError, match="boom"):
         decide(ValueError("boom"), step_attempts=1, policy=POLICY)  # type: ignore[arg-type]
+
+
+def test_a_card_under_a_secret_no_longer_set_fails_retryably_instead_of_looping() -> None:
+    outcome = decide(SecretUnreadable("x"), step_attempts=1, policy=POLICY)
+    assert (outcome.action, outcome.error_code, outcome.retryable) == (
+        Action.FAIL,
+        "SECRET_UNREADABLE",
+        True,
+    )
