@@ -11,6 +11,7 @@ from distributor.cli.common import app, console, load_settings
 from distributor.errors import Conflict
 from distributor.pipeline import batch_control
 from distributor.pipeline.clock import utcnow
+from distributor.vault import vault_from_settings
 
 BatchId = Annotated[int, typer.Argument(help="The batch id, as printed by upload.")]
 
@@ -66,7 +67,12 @@ def retry(
     settings = load_settings()
     with batch_session(settings) as session:
         result = batch_control.retry(
-            session, batch_id=batch, error_codes=error_code or (), row_ids=row or (), now=utcnow()
+            session,
+            batch_id=batch,
+            vault=vault_from_settings(settings),
+            error_codes=error_code or (),
+            row_ids=row or (),
+            now=utcnow(),
         )
     if result.retried:
         dispatch_batch(settings, batch)
@@ -74,3 +80,9 @@ def retry(
     if result.refused:
         ids = ", ".join(str(row_id) for row_id in result.refused)
         console.print(f"[yellow]not retried, another live row holds their card:[/] rows {ids}")
+    if result.unreadable:
+        ids = ", ".join(str(row_id) for row_id in result.unreadable)
+        console.print(
+            f"[yellow]not retried, their card cannot be read under any configured secret "
+            f"(see DISTRIBUTOR_PREVIOUS_SECRET_KEYS):[/] rows {ids}"
+        )

@@ -9,16 +9,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, exists, not_, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import and_, case, exists, not_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from distributor.batches import get_batch
 from distributor.constants import LIVE_STATES, UNSETTLED_STATES, BatchState, RowState
-from distributor.errors import Conflict
+from distributor.errors import Conflict, SecretUnreadable
 from distributor.models import Batch, Row
+from distributor.vault import Vault
 
-RESUMABLE_FROM = (BatchState.PAUSED, BatchState.DONE)
+RETRY_CHUNK_ROWS = 1_000
 
 
 def _set_state(
@@ -124,54 +127,44 @@ def finish_if_settled(session: Session, *, batch_id: int, now: datetime) -> bool
 
 @dataclass(frozen=True, kw_only=True)
 class RetryResult:
-    """Rows put back to work, and rows refused because another live row holds their card."""
+    """Rows put back to work; rows refused because another live row holds their card; rows
+    whose card cannot be read under any configured secret."""
 
     retried: list[int]
     refused: list[int]
+    unreadable: list[int]
 
 
 def retry(
     session: Session,
     *,
     batch_id: int,
+    vault: Vault,
     error_codes: Sequence[str] = (),
     row_ids: Sequence[int] = (),
     now: datetime,
 ) -> RetryResult:
-    """Failed rows go back to the step that failed: a loaded card is never loaded again."""
+    """Failed rows go back to the step that failed: a loaded card is never loaded again.
+
+    A row's card may have gone live in another row since it failed, possibly keyed under
+    another secret during a rotation: so each card is looked up under every configured
+    secret, like an upload does, and a row put back to work is keyed under the current one.
+    """
     batch = get_batch(session, batch_id)
     if batch.state == BatchState.CANCELLED:
         raise Conflict(f"batch {batch_id} is cancelled")
-    other = aliased(Row)
-    card_taken = exists().where(
-        other.card_key == Row.card_key, other.id != Row.id, other.state.in_(LIVE_STATES)
-    )
     chosen = [Row.batch_id == batch_id, Row.state == RowState.FAILED]
     if error_codes:
         chosen.append(Row.error_code.in_(error_codes))
     if row_ids:
         chosen.append(Row.id.in_(row_ids))
-    refused = list(session.scalars(select(Row.id).where(*chosen, card_taken)))
-    retried: list[int] = []
-    for back_to, has_asset in ((RowState.PENDING, False), (RowState.LOADED, True)):
-        step_filter = Row.asset_id.is_not(None) if has_asset else Row.asset_id.is_(None)
-        statement = (
-            update(Row)
-            .where(*chosen, step_filter, not_(card_taken))
-            .values(
-                state=back_to,
-                not_before=None,
-                retryable=False,
-                error_code=None,
-                error_detail=None,
-                enqueued_at=None,
-                updated_at=now,
-            )
-            .returning(Row.id)
-            .execution_options(synchronize_session=False)
-        )
-        retried.extend(session.scalars(statement))
-    if retried:
+    failed = session.execute(
+        select(Row.id, Row.card_number_enc, Row.issuer, Row.asset_type).where(*chosen)
+    ).all()
+    result = RetryResult(retried=[], refused=[], unreadable=[])
+    for start in range(0, len(failed), RETRY_CHUNK_ROWS):
+        _retry_chunk(session, failed[start : start + RETRY_CHUNK_ROWS], vault, now, result)
+    if result.retried:
         _set_state(
             session,
             batch_id=batch_id,
@@ -179,7 +172,61 @@ def retry(
             state=BatchState.RUNNING,
             values={"finished_at": None},
         )
-    return RetryResult(retried=retried, refused=refused)
+    return result
+
+
+def _retry_chunk(
+    session: Session,
+    rows: Sequence[Any],
+    vault: Vault,
+    now: datetime,
+    result: RetryResult,
+) -> None:
+    keys: dict[int, tuple[str, ...]] = {}
+    for row_id, card_number_enc, issuer, asset_type in rows:
+        try:
+            card_number = vault.decrypt(card_number_enc)
+        except SecretUnreadable:
+            result.unreadable.append(row_id)
+            continue
+        keys[row_id] = vault.card_keys(
+            issuer=issuer, asset_type=asset_type, card_number=card_number
+        )
+    every_key = [key for row_keys in keys.values() for key in row_keys]
+    live = set(
+        session.scalars(
+            select(Row.card_key).where(Row.card_key.in_(every_key), Row.state.in_(LIVE_STATES))
+        )
+    )
+    for row_id, row_keys in keys.items():
+        if live.intersection(row_keys):
+            result.refused.append(row_id)
+            continue
+        back_to = update(Row).where(Row.id == row_id, Row.state == RowState.FAILED)
+        try:
+            # A savepoint per row: an upload that takes the card meanwhile trips the
+            # live-card index, and only this row is refused.
+            with session.begin_nested():
+                moved = session.execute(
+                    back_to.values(
+                        state=case(
+                            (Row.asset_id.is_(None), RowState.PENDING), else_=RowState.LOADED
+                        ),
+                        card_key=row_keys[0],
+                        not_before=None,
+                        retryable=False,
+                        error_code=None,
+                        error_detail=None,
+                        enqueued_at=None,
+                        updated_at=now,
+                    ).execution_options(synchronize_session=False)
+                )
+        except IntegrityError:
+            result.refused.append(row_id)
+            continue
+        if moved.rowcount == 1:  # type: ignore[attr-defined]
+            result.retried.append(row_id)
+            live.update(row_keys)
 
 
 def _has_rows(session: Session, batch_id: int, states: Sequence[str]) -> bool:

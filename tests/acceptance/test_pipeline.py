@@ -97,7 +97,9 @@ def test_retry_on_demand_succeeds_once_the_fault_is_cleared_without_a_second_loa
     )
     assert topped_up.status_code == 200, topped_up.text
     with session_scope(pipeline_settings.database_url) as session:
-        result = batch_control.retry(session, batch_id=batch_id, now=utcnow())
+        result = batch_control.retry(
+            session, batch_id=batch_id, vault=vault_from_settings(pipeline_settings), now=utcnow()
+        )
     assert len(result.retried) == 2
     assert rows_by_state(pipeline_settings, batch_id) == {"loaded": 2}
     enqueue(pipeline_settings, batch_id)

@@ -167,6 +167,7 @@ def cancel(session: SessionDep, batch_id: BatchId) -> dict[str, Any]:
 @router.post("/{batch_id}/retry")
 def retry(
     session: SessionDep,
+    settings: SettingsDep,
     dispatch: DispatchDep,
     batch_id: BatchId,
     request: RetryRequest | None = None,
@@ -176,6 +177,7 @@ def retry(
     result = batch_control.retry(
         session,
         batch_id=batch_id,
+        vault=vault_from_settings(settings),
         error_codes=chosen.error_codes,
         row_ids=chosen.row_ids,
         now=utcnow(),
@@ -188,5 +190,9 @@ def retry(
         "refused": [
             {"row_id": row_id, "reason": "another live row holds this card"}
             for row_id in result.refused
+        ]
+        + [
+            {"row_id": row_id, "reason": "its card cannot be read under any configured secret"}
+            for row_id in result.unreadable
         ],
     }

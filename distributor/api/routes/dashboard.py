@@ -41,6 +41,7 @@ from distributor.models import Batch
 from distributor.pipeline import batch_control
 from distributor.pipeline.clock import utcnow
 from distributor.progress import Progress, batch_progress, batches_progress
+from distributor.vault import vault_from_settings
 
 REFRESH_SECONDS = 5
 """How often a page showing a running batch reloads itself."""
@@ -332,11 +333,16 @@ def retry(
     """Put the batch's failed rows with ``error_code`` back to work."""
     try:
         result = batch_control.retry(
-            session, batch_id=batch_id, error_codes=[error_code], now=utcnow()
+            session,
+            batch_id=batch_id,
+            vault=vault_from_settings(settings),
+            error_codes=[error_code],
+            now=utcnow(),
         )
     except Conflict as exc:
         return _refused(session, settings, token, batch_id, str(exc))
     session.commit()
     if result.retried:
         dispatch(batch_id)
-    return _back(batch_id, f"?retried={len(result.retried)}&refused={len(result.refused)}")
+    refused = len(result.refused) + len(result.unreadable)
+    return _back(batch_id, f"?retried={len(result.retried)}&refused={refused}")
