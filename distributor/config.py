@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     transfer_poll_interval_seconds: float = Field(default=300.0, gt=0)
 
     worker_concurrency: int = Field(default=16, ge=1)
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
     flower_basic_auth: SecretStr | None = None
     flower_port: int = Field(default=5555, ge=1, le=65535)
     api_host: str = "127.0.0.1"

@@ -10,6 +10,7 @@ import logging
 import threading
 from typing import Any
 
+import prometheus_client
 import redis
 from celery import signals
 
@@ -61,6 +62,16 @@ def pipeline_context() -> PipelineContext:
             )
             _context = build_context(settings, bucket=bucket, base_url=settings.centrapay_base_url)
         return _context
+
+
+@signals.worker_ready.connect
+def _serve_metrics(**_kwargs: Any) -> None:
+    """The worker's own /metrics (Centrapay calls, 429s, bucket waits happen here)."""
+    if settings.worker_metrics_port is not None:
+        prometheus_client.start_http_server(
+            settings.worker_metrics_port, addr=settings.worker_metrics_host
+        )
+        logger.info("metrics on %s:%d", settings.worker_metrics_host, settings.worker_metrics_port)
 
 
 @signals.worker_shutting_down.connect

@@ -28,7 +28,7 @@ from tests.acceptance.conftest import (
     wait_for_sent,
     wait_until_settled,
 )
-from tests.processes import ServiceProcess
+from tests.processes import ServiceProcess, free_port
 
 StartService = Callable[..., ServiceProcess]
 
@@ -210,3 +210,22 @@ def test_a_worker_stopped_with_sigterm_releases_its_rows_at_once(
     start_service("worker")
     assert wait_until_settled(pipeline_settings, batch_id, timeout=90) == {"sent": 40}
     assert_each_sent_once(control, cards)
+
+
+def test_a_worker_serves_its_centrapay_call_counters_on_its_metrics_port(
+    pipeline_settings: Settings, control: httpx.Client, start_service: StartService
+) -> None:
+    port = free_port()
+    cards = [card_number(i) for i in range(5)]
+    batch_id = store_batch(pipeline_settings, cards)
+    start_service("worker", WORKER_METRICS_PORT=str(port))
+    enqueue(pipeline_settings, batch_id)
+    assert wait_until_settled(pipeline_settings, batch_id) == {"sent": 5}
+    scraped = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    calls = [
+        line
+        for line in scraped.splitlines()
+        if line.startswith("distributor_centrapay_calls_total{") and 'status="200"' in line
+    ]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in calls) == 10
+    assert "distributor_bucket_wait_seconds_count 10.0" in scraped

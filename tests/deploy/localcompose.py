@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,14 +31,6 @@ from tests.deploy.deployfiles import (
 WAIT_TIMEOUT_SECONDS = 60.0
 POLL_SECONDS = 0.5
 CHECK_TIMEOUT_SECONDS = 20.0
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass(kw_only=True)

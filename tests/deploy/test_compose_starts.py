@@ -16,7 +16,8 @@ import psycopg
 import pytest
 
 from tests.deploy.deployfiles import ENV_EXAMPLE, compose, dockerfile_exec_form
-from tests.deploy.localcompose import LocalCompose, free_port
+from tests.deploy.localcompose import LocalCompose
+from tests.processes import free_port
 
 SETTLE_TIMEOUT_SECONDS = 60.0
 CARDS = [f"2340{index:07d}" for index in range(1, 13)]
