@@ -247,7 +247,7 @@ def ready_row_ids(
 
     In-flight rows whose lease ran out and that were not enqueued since; and waiting rows
     whose wait is over, all of them, or with ``enqueued_before`` only those never
-    enqueued or last enqueued before then.
+    enqueued or last enqueued before then (which also takes expired rows again).
     """
     waiting = and_(
         Row.state.in_([RowState.PENDING, RowState.LOADED]),
@@ -255,10 +255,16 @@ def ready_row_ids(
     )
     if enqueued_before is not None:
         waiting = and_(waiting, or_(Row.enqueued_at.is_(None), Row.enqueued_at < enqueued_before))
+    # An expired row is sent once per expiry (not enqueued since its lease was taken); and,
+    # like a waiting row, again when its last message is older than ``enqueued_before``:
+    # that message was lost (a Redis restart right after the sweep requeued the row).
+    not_enqueued_since = or_(Row.enqueued_at.is_(None), Row.enqueued_at < Row.lease_until)
+    if enqueued_before is not None:
+        not_enqueued_since = or_(not_enqueued_since, Row.enqueued_at < enqueued_before)
     expired = and_(
         Row.state.in_([RowState.LOADING, RowState.TRANSFERRING]),
         Row.lease_until < now,
-        or_(Row.enqueued_at.is_(None), Row.enqueued_at < Row.lease_until),
+        not_enqueued_since,
     )
     query = (
         select(Row.id, Row.batch_id)
