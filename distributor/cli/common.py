@@ -39,5 +39,7 @@ def load_settings() -> Settings:
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """Plain, timestamped logs on stderr."""
+    """Plain, timestamped logs on stderr; httpx's line per request only when debugging."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if logging.getLevelName(level) > logging.DEBUG:
+        logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, exists, not_, or_, select, update
+from sqlalchemy import Table, Update, and_, bindparam, case, exists, not_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -113,16 +113,28 @@ def cancel_idle_rows(session: Session, *, batch_id: int, now: datetime) -> int:
     return session.execute(statement).rowcount  # type: ignore[attr-defined, no-any-return]
 
 
+def _finish_statement() -> Update:
+    batches, rows = cast(Table, Batch.__table__), cast(Table, Row.__table__)
+    unsettled = exists().where(rows.c.batch_id == batches.c.id, rows.c.state.in_(UNSETTLED_STATES))
+    return (
+        update(batches)
+        .where(
+            batches.c.id == bindparam("batch_id"),
+            batches.c.state == BatchState.RUNNING,
+            not_(unsettled),
+        )
+        .values(state=BatchState.DONE, finished_at=bindparam("now"))
+    )
+
+
+_FINISH = _finish_statement()
+"""Built once: every row that settles runs it (see transitions' docstring)."""
+
+
 def finish_if_settled(session: Session, *, batch_id: int, now: datetime) -> bool:
     """running -> done once no row is left to work on."""
-    unsettled = exists().where(Row.batch_id == batch_id, Row.state.in_(UNSETTLED_STATES))
-    statement = (
-        update(Batch)
-        .where(Batch.id == batch_id, Batch.state == BatchState.RUNNING, not_(unsettled))
-        .values(state=BatchState.DONE, finished_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return session.execute(statement).rowcount == 1  # type: ignore[attr-defined, no-any-return]
+    answer = session.connection().execute(_FINISH, {"batch_id": batch_id, "now": now})
+    return answer.rowcount == 1
 
 
 @dataclass(frozen=True, kw_only=True)

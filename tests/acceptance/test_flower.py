@@ -57,6 +57,9 @@ def _row_tasks(flower_api: httpx.Client, expected: int) -> dict[str, dict[str, A
         time.sleep(0.2)
 
 
+EVENTS_ENABLED_TIMEOUT_SECONDS = 20.0
+
+
 def test_flower_needs_its_password_and_never_prints_it(
     flower: tuple[ServiceProcess, str],
 ) -> None:
@@ -71,7 +74,12 @@ def test_flower_shows_named_row_tasks_with_the_batch_id_and_no_card_pin_or_phone
     pipeline_settings: Settings, flower: tuple[ServiceProcess, str], start_service: StartService
 ) -> None:
     _, url = flower
-    start_service("worker")
+    worker = start_service("worker")
+    # Workers send task events only once Flower asks (it broadcasts every few seconds).
+    deadline = time.monotonic() + EVENTS_ENABLED_TIMEOUT_SECONDS
+    while "enabled by remote" not in worker.log_text():
+        assert time.monotonic() < deadline, "Flower did not switch the worker's task events on"
+        time.sleep(0.2)
     batch_id = store_running_batch(pipeline_settings, CARDS)
     enqueue(pipeline_settings, batch_id)
     assert wait_until_settled(pipeline_settings, batch_id) == {"sent": ROWS}
