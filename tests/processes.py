@@ -47,7 +47,11 @@ def free_port() -> int:
 
 def _die_with_parent() -> None:
     """In the child: get SIGKILL when the test process dies, so no orphan keeps consuming
-    the test queue after an interrupted run."""
+    the test queue after an interrupted run.
+
+    Warning: Linux sends it when the *thread* that started the child ends, so start
+    services from a thread that outlives them (the main thread), not from a pool.
+    """
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
