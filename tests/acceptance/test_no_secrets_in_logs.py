@@ -38,9 +38,8 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from distributor.api.app import create_app
-from distributor.centrapay.sandbox.server import SandboxHandle, running_sandbox
 from distributor.cli import app as cli
-from distributor.config import SandboxSettings, Settings, get_settings
+from distributor.config import Settings, get_settings
 from distributor.serving import serve_in_thread
 from tests.acceptance.conftest import wait_until_settled
 from tests.conftest import SANDBOX_ACCOUNT, TEST_API_TOKEN
@@ -76,14 +75,9 @@ def needles(settings: Settings) -> list[str]:
 
 
 @pytest.fixture
-def sandbox() -> Iterator[SandboxHandle]:
-    """The sandbox, knowing only the distinctive API key."""
-    settings = SandboxSettings(
-        _env_file=None,  # type: ignore[call-arg]
-        api_keys=[f"{CENTRAPAY_KEY}:{SANDBOX_ACCOUNT}"],
-    )
-    with running_sandbox(settings) as handle:
-        yield handle
+def sandbox_api_key() -> str:
+    """The sandbox knows only the distinctive API key."""
+    return CENTRAPAY_KEY
 
 
 @pytest.fixture

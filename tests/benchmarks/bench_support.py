@@ -7,14 +7,11 @@ Import as ``tests.benchmarks.bench_support`` (the repository root on ``sys.path`
 
 from __future__ import annotations
 
-import fcntl
 import io
 import math
 import os
 import statistics
-import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,9 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import redis
-from psycopg import sql
 from sqlalchemy import select
 
 from distributor.batches import batch_counts
@@ -37,7 +32,7 @@ from distributor.constants import (
     UNSETTLED_STATES,
     BatchState,
 )
-from distributor.db import dispose_engines, session_scope
+from distributor.db import session_scope
 from distributor.ingest import BatchOptions, ingest_csv
 from distributor.migrate import upgrade
 from distributor.models import Batch, Row
@@ -45,10 +40,8 @@ from distributor.pipeline import batch_control
 from distributor.pipeline.clock import utcnow
 from distributor.vault import vault_from_settings
 from tests.processes import ServiceProcess, service_env
+from tests.resources import claimed_redis_database, fresh_database
 
-PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-PG_URL_BASE = os.environ.get("TEST_PG_URL_BASE", "postgresql+psycopg://postgres@127.0.0.1:5432/")
-REDIS_SERVER = os.environ.get("TEST_REDIS_SERVER", "redis://127.0.0.1:6379")
 # The numbers tests/conftest.py claims, with the same lock files, from the other end.
 REDIS_DATABASES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15)
 
@@ -65,37 +58,18 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # --- infrastructure -----------------------------------------------------------------------
 
 
-def _admin(statement: str, database: str) -> None:
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(sql.SQL(statement).format(sql.Identifier(database)))
-
-
 @contextmanager
-def fresh_database() -> Iterator[str]:
+def fresh_migrated_database() -> Iterator[str]:
     """A new database migrated to head by Alembic; dropped when the block ends."""
-    name = f"distributor_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    _admin("CREATE DATABASE {}", name)
-    try:
-        url = PG_URL_BASE + name
+    with fresh_database("distributor_bench") as url:
         upgrade(url)
         yield url
-    finally:
-        dispose_engines()
-        _admin("DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
 
 
 @contextmanager
 def claimed_redis() -> Iterator[str]:
     """A Redis database no test run holds (lock file), flushed before and after."""
-    for number in REDIS_DATABASES:
-        lock = Path(tempfile.gettempdir()) / f"distributor-test-redis-{number}.lock"
-        handle = lock.open("w")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            continue
-        url = f"{REDIS_SERVER}/{number}"
+    with claimed_redis_database(REDIS_DATABASES) as url:
         client = redis.Redis.from_url(url)
         try:
             client.flushdb()
@@ -103,9 +77,6 @@ def claimed_redis() -> Iterator[str]:
         finally:
             client.flushdb()
             client.close()
-            handle.close()
-        return
-    raise RuntimeError("every test Redis database is taken by a test run")
 
 
 def start_sandbox(

@@ -175,7 +175,7 @@ def run_scenario(
     """Set everything up, send the batch, measure, tear everything down; the figures."""
     load_before = bench.load_average()
     with (
-        bench.fresh_database() as database_url,
+        bench.fresh_migrated_database() as database_url,
         bench.claimed_redis() as redis_url,
         tempfile.TemporaryDirectory(prefix=f"bench-{scenario.name}-") as tmp,
     ):

@@ -3,27 +3,20 @@ on one shared by a module's tests that store nothing."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import httpx
-import psycopg
 import pytest
 from sqlalchemy import delete
 
 from distributor.api.app import create_app
 from distributor.config import Settings
-from distributor.db import dispose_engines, session_scope
+from distributor.db import session_scope
 from distributor.models import Batch, Row
 from distributor.serving import serve_in_thread
-from tests.conftest import PG_ADMIN_DSN, PG_URL_BASE, TEST_API_TOKEN, TEST_SECRET_KEY
+from tests.conftest import TEST_API_TOKEN, TEST_SECRET_KEY
 from tests.integration.hardening.hardening_helpers import AUTH, MAX_BYTES, MAX_ROWS, stored
-
-
-def _admin(sql: str) -> None:
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]
+from tests.resources import fresh_database
 
 
 @pytest.fixture
@@ -52,19 +45,16 @@ def api(base_url: str) -> Iterator[httpx.Client]:
 def shared_settings(template_database: str, redis_base_url: str) -> Iterator[Settings]:
     """Limited settings on a database shared by one module's tests, for requests that must
     store nothing (they compare what is stored before and after, not with zero)."""
-    name = f"distributor_h_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    yield Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=PG_URL_BASE + name,
-        redis_url=redis_base_url,
-        distributor_secret_key=TEST_SECRET_KEY,  # type: ignore[arg-type]
-        distributor_api_tokens=[TEST_API_TOKEN],
-        upload_max_rows=MAX_ROWS,
-        upload_max_bytes=MAX_BYTES,
-    )
-    dispose_engines()
-    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database("distributor_h", template=template_database) as url:
+        yield Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            database_url=url,
+            redis_url=redis_base_url,
+            distributor_secret_key=TEST_SECRET_KEY,  # type: ignore[arg-type]
+            distributor_api_tokens=[TEST_API_TOKEN],
+            upload_max_rows=MAX_ROWS,
+            upload_max_bytes=MAX_BYTES,
+        )
 
 
 @pytest.fixture(scope="module")
