@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from distributor.constants import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, RowState
+from distributor.delivery import delivery_of
 from distributor.errors import NotFound
 from distributor.models import Batch, Row
 
@@ -78,6 +79,7 @@ def row_view(row: Row) -> dict[str, Any]:
         "batch_id": row.batch_id,
         "line_no": row.line_no,
         "state": row.state,
+        "delivery": delivery_of(row),
         "recipient_masked": row.recipient_masked,
         "card_masked": row.card_masked,
         "message": row.message,
@@ -102,6 +104,7 @@ def batch_view(batch: Batch, counts: dict[str, int]) -> dict[str, Any]:
         "name": batch.name,
         "state": batch.state,
         "pause_reason": batch.pause_reason,
+        "notice": batch.notice,
         "asset_type": batch.asset_type,
         "issuer": batch.issuer,
         "sender_name": batch.sender_name,

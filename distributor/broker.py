@@ -1,7 +1,12 @@
-"""The producer side of Celery: the app's configuration and how work is put on the queue.
+"""The producer side of Celery: the app's configuration and how work is put on the queues.
 
 Kept apart from ``worker`` (which defines the tasks and reads settings at import) so the
 API, the CLI and tests can enqueue for any settings by task name.
+
+Two queues: rows on ``CELERY_QUEUE``, control work (sweeps, transfer polls, webhook
+refreshes, batch dispatch) on ``CONTROL_QUEUE``. Workers consume both, and kombu's Redis
+transport takes from its queues in turn, so a control message waits for the next free
+worker slot, never behind a batch's backlog of rows.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from distributor.config import Settings
-from distributor.constants import CELERY_QUEUE
+from distributor.constants import CELERY_QUEUE, CONTROL_QUEUE, QUEUE_SENTINEL_KEY
 from distributor.pipeline.tracking import poll_period_seconds
 
 ROW_TASK = "distributor.load_and_transfer"
@@ -22,22 +27,55 @@ DISPATCH_TASK = "distributor.dispatch_batch"
 SWEEP_TASK = "distributor.sweep"
 POLL_TASK = "distributor.poll_transfers"
 REFRESH_TASK = "distributor.refresh_transfer"
+SYNC_IDS_TASK = "distributor.sync_transfer_ids"
+CONTROL_TASKS = (DISPATCH_TASK, SWEEP_TASK, POLL_TASK, REFRESH_TASK, SYNC_IDS_TASK)
+"""Tasks routed to ``CONTROL_QUEUE``; every other task goes to the row queue."""
 TASK_TIME_LIMIT_SECONDS = 600
 VISIBILITY_TIMEOUT_SECONDS = 3600
 """Redis redelivers a message unacked this long; countdowns stay far below it."""
-ROW_QUEUE = Queue(CELERY_QUEUE, Exchange(CELERY_QUEUE, type="direct"), routing_key=CELERY_QUEUE)
+REBUILD_CLAIM_MILLISECONDS = 60_000
+"""How long one sweeper holds the rebuild of a lost queue; a sweeper that dies meanwhile
+leaves it to the next one once this has passed."""
+
+
+class _DeclaredOnEveryPublish(Queue):
+    """A queue kombu declares before every message, not once per connection.
+
+    On Redis a queue's binding to its exchange is a key; a flushed or restarted Redis
+    drops it, after which kombu routes messages nowhere (an ``UndeliverableWarning``)
+    while its per-connection cache still says "declared". Beat's sweeps, task retries and
+    the API's messages would all vanish; declaring costs one SADD per message.
+    """
+
+    @property
+    def can_cache_declaration(self) -> bool:
+        """Never: see the class docstring."""
+        return False
+
+
+def _queue(name: str) -> Queue:
+    return _DeclaredOnEveryPublish(name, Exchange(name, type="direct"), routing_key=name)
+
+
+ROW_QUEUE = _queue(CELERY_QUEUE)
+CONTROL = _queue(CONTROL_QUEUE)
 
 
 def make_celery(settings: Settings) -> Celery:
     """A Celery app configured for ``settings`` (the worker's, or a producer's)."""
     celery = Celery("distributor", broker=settings.redis_url)
+    sweep_seconds = settings.sweep_interval_seconds
+    poll_seconds = poll_period_seconds(settings.transfer_poll_interval_seconds)
+    sync_seconds = settings.transfer_id_sync_interval_seconds
     celery.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_ignore_result=True,
         task_serializer="json",
         accept_content=["json"],
+        task_queues=(ROW_QUEUE, CONTROL),
         task_default_queue=CELERY_QUEUE,
+        task_routes={name: {"queue": CONTROL_QUEUE} for name in CONTROL_TASKS},
         task_time_limit=TASK_TIME_LIMIT_SECONDS,
         worker_prefetch_multiplier=1,
         worker_pool="threads",
@@ -46,10 +84,22 @@ def make_celery(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
         beat_schedule={
-            "sweep": {"task": SWEEP_TASK, "schedule": settings.sweep_interval_seconds},
+            # A periodic message older than its period is dropped: the next one does the
+            # same work, and a Postgres outage must not leave a pile of sweeps behind.
+            "sweep": {
+                "task": SWEEP_TASK,
+                "schedule": sweep_seconds,
+                "options": {"expires": sweep_seconds * 2},
+            },
             "poll-transfers": {
                 "task": POLL_TASK,
-                "schedule": poll_period_seconds(settings.transfer_poll_interval_seconds),
+                "schedule": poll_seconds,
+                "options": {"expires": poll_seconds * 2},
+            },
+            "sync-transfer-ids": {
+                "task": SYNC_IDS_TASK,
+                "schedule": sync_seconds,
+                "options": {"expires": sync_seconds * 2},
             },
         },
     )
@@ -62,19 +112,28 @@ class CeleryRowQueue:
     def __init__(self, celery: Celery) -> None:
         self._celery = celery
 
-    def submit(self, rows: Sequence[tuple[int, int]], *, countdown: float = 0.0) -> None:
-        """One message per row, carrying only the row and batch ids."""
+    def submit(
+        self, rows: Sequence[tuple[int, int]], *, countdown: float = 0.0, urgent: bool = False
+    ) -> None:
+        """One message per row, carrying only the row and batch ids.
+
+        ``urgent`` rows (taken back from a worker that died mid-call) go on the control
+        queue, ahead of the backlog: the sooner a lost answer is looked up, the surer the
+        lookup (a card its recipient has claimed is no longer in our account).
+        """
+        queue = CONTROL if urgent else ROW_QUEUE
         with self._celery.producer_or_acquire() as producer:
-            # Declared on every submit, not once per process: on Redis a queue's binding is
-            # a key, and a flushed or restarted Redis drops it, after which kombu routes
-            # messages nowhere while its own cache still says "declared".
-            ROW_QUEUE.bind(producer.channel).declare()
+            # Declared once per submit (see _DeclaredOnEveryPublish), then not per message:
+            # a chunk of 500 rows need not cost 500 more round trips.
+            queue.bind(producer.channel).declare()
             for row_id, batch_id in rows:
                 self._celery.send_task(
                     ROW_TASK,
                     kwargs={"row_id": row_id, "batch_id": batch_id},
                     countdown=countdown or None,
                     producer=producer,
+                    queue=queue.name,
+                    declare=[],
                 )
 
 
@@ -87,10 +146,43 @@ def batch_dispatcher(celery: Celery) -> Callable[[int], None]:
     return dispatch
 
 
+class RedisQueueWatch:
+    """What the sweeper needs to know about the row queue on Redis.
+
+    Redis keeps nothing on disk here, so a restart, a flush or a failover to an empty
+    replica loses every queued message at once. A sentinel key, set after each rebuild,
+    tells: while it is there, the queue still holds what was put on it.
+    """
+
+    def __init__(self, redis_url: str) -> None:
+        self._redis = redis.Redis.from_url(redis_url)
+
+    def is_empty(self) -> bool:
+        """True when no row message waits in the queue."""
+        return cast(int, self._redis.llen(CELERY_QUEUE)) == 0
+
+    def claim_rebuild(self) -> bool:
+        """True, for one caller only, when the queue lost its data and is to be rebuilt."""
+        claimed = self._redis.set(
+            QUEUE_SENTINEL_KEY, "rebuilding", nx=True, px=REBUILD_CLAIM_MILLISECONDS
+        )
+        return bool(claimed)
+
+    def rebuilt(self) -> None:
+        """The rows the lost messages carried are marked to be sent again."""
+        # Only over our own claim: if Redis lost its data again since, the key is gone
+        # and must stay gone, so that the next sweep rebuilds once more.
+        self._redis.set(QUEUE_SENTINEL_KEY, "intact", xx=True)
+
+    def close(self) -> None:
+        """Release the Redis connection."""
+        self._redis.close()
+
+
 def queue_is_empty(redis_url: str) -> bool:
     """True when no row message waits in the queue (e.g. after Redis lost its data)."""
-    client = redis.Redis.from_url(redis_url)
+    watch = RedisQueueWatch(redis_url)
     try:
-        return cast(int, client.llen(CELERY_QUEUE)) == 0
+        return watch.is_empty()
     finally:
-        client.close()
+        watch.close()

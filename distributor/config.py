@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     centrapay_rate_per_second: float = Field(default=10.0, gt=0)
     centrapay_burst: int = Field(default=10, ge=1)
     centrapay_notify_url: str | None = None
+    centrapay_single_call: bool = True
 
     distributor_secret_key: SecretStr | None = None
     distributor_previous_secret_keys: CommaList = Field(default_factory=list)
@@ -53,10 +54,11 @@ class Settings(BaseSettings):
     max_auto_retries: int = Field(default=5, ge=0)
     retry_backoff_seconds: float = Field(default=1.0, gt=0)
     retry_backoff_max_seconds: float = Field(default=60.0, gt=0)
-    lease_seconds: float = Field(default=120.0, gt=0)
+    lease_seconds: float = Field(default=15.0, ge=1)
     token_wait_max_seconds: float = Field(default=5.0, ge=0)
-    sweep_interval_seconds: float = Field(default=15.0, gt=0)
+    sweep_interval_seconds: float = Field(default=5.0, gt=0)
     transfer_poll_interval_seconds: float = Field(default=300.0, gt=0)
+    transfer_id_sync_interval_seconds: float = Field(default=10.0, gt=0)
 
     worker_concurrency: int = Field(default=16, ge=1)
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
@@ -124,6 +126,12 @@ class SandboxSettings(BaseSettings):
     cards: Path | None = None
     time_scale: float = Field(default=1.0, gt=0)
     api_keys: CommaList = Field(default_factory=lambda: ["sandbox-key:sandbox-account"])
+    list_order: Literal["newest", "oldest"] = Field(
+        default="newest", description="order of every listing (Centrapay documents none)"
+    )
+    single_call: bool = Field(
+        default=True, description="POST /api/external-assets may carry assetTransfer"
+    )
 
     _split = field_validator("api_keys", mode="before")(_split_commas)
 

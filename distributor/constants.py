@@ -11,8 +11,16 @@ from enum import StrEnum
 REDIS_PREFIX = "distributor:"
 BUCKET_KEY_PREFIX = REDIS_PREFIX + "bucket:"
 DISPATCH_EPOCH_KEY = REDIS_PREFIX + "dispatch-epoch"
+QUEUE_SENTINEL_KEY = REDIS_PREFIX + "queue-sentinel"
+"""Set once the sweeper has rebuilt the queue; gone means Redis lost its data (restart,
+flush, failover to an empty replica) and with it every queued message."""
 
 CELERY_QUEUE = "distributor"
+"""The row queue: one ``distributor.load_and_transfer`` message per row."""
+CONTROL_QUEUE = "distributor.control"
+"""Sweeps, transfer polls, webhook refreshes, batch dispatch: never behind a row backlog."""
+WORKER_QUEUES = (CELERY_QUEUE, CONTROL_QUEUE)
+"""What a worker consumes unless told otherwise."""
 
 CATEGORY_GIFTCARD = "giftcard"
 ASSET_TYPES = ("epay.nzd.main", "epay.nzd.test")
@@ -82,6 +90,11 @@ class TransferStatus(StrEnum):
     CLAIMED = "claimed"
     EXPIRED = "expired"
     RETURNED = "returned"
+    CANCELLED = "cancelled"
 
 
-FINAL_TRANSFER_STATUSES = (TransferStatus.CLAIMED, TransferStatus.RETURNED)
+FINAL_TRANSFER_STATUSES = (
+    TransferStatus.CLAIMED,
+    TransferStatus.RETURNED,
+    TransferStatus.CANCELLED,
+)

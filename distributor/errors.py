@@ -35,6 +35,10 @@ class Conflict(DistributorError):
     """The operation does not fit the current state (e.g. retrying a row whose card is live)."""
 
 
+class DatabaseUnavailable(DistributorError):
+    """Postgres (or SQLite) cannot be reached or dropped the connection; try again later."""
+
+
 class BucketUnavailable(DistributorError):
     """The rate-limit bucket cannot be reached; no call may go out unthrottled."""
 

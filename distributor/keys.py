@@ -25,9 +25,8 @@ Why this is safe while the service runs:
 - **Concurrent workers.** Each update is a compare-and-set on the three values read
   (``card_number_enc``, ``pin_enc``, ``card_key``): a row a worker changed in between
   (a PIN wiped at load, a row cancelled) is read again, so a wiped PIN is never written
-  back. Rows in flight may get a new key: the next attempt of a step then sends another
-  Idempotency-Key, which is harmless because a repeated attempt first looks the card or
-  the transfer up in the account before sending anything (``pipeline.steps``).
+  back. Rows in flight may get a new key: the key is ours alone (Centrapay never sees it),
+  so a step under way is not disturbed (``pipeline.steps``).
 - **If the invariant was broken anyway** (two live rows of one card under different
   secrets: an upload by a process still configured with the old secret as current, racing
   one with the new), re-keying the one under the old secret would violate the index. The

@@ -63,6 +63,8 @@ class Batch(Base):
     name: Mapped[str] = mapped_column(String(255))
     state: Mapped[str] = mapped_column(String(16), default=BatchState.QUEUED)
     pause_reason: Mapped[str | None] = mapped_column(Text)
+    notice: Mapped[str | None] = mapped_column(Text)
+    """Something operators should know that does not stop the batch (shown by status)."""
     asset_type: Mapped[str] = mapped_column(String(32))
     issuer: Mapped[str] = mapped_column(String(32))
     sender_name: Mapped[str | None] = mapped_column(String(255))
@@ -125,6 +127,13 @@ class Row(Base):
     load_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     transfer_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lease_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    lease_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Bumped by every claim: the fencing token of the worker holding the row (leases are
+    renewed, so ``lease_until`` alone cannot tell one holder from the next)."""
+    ambiguous: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    """The step's last call may have been applied without our knowing (a timeout, a dropped
+    connection, a 5xx, a worker that died mid-call). The next attempt looks before it sends;
+    on a failed row it means the card may have been delivered."""
     not_before: Mapped[datetime | None] = mapped_column(Timestamp)
     enqueued_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
@@ -143,6 +152,44 @@ class Row(Base):
     batch: Mapped[Batch] = relationship(back_populates="rows")
 
     @property
+    def transfer_id_pending(self) -> bool:
+        """Sent, but the answer that carried the transfer id was lost; the sync finds it."""
+        return self.state == RowState.SENT and self.transfer_id is None
+
+    @property
     def attempts(self) -> int:
         """Calls made for this row that counted as attempts (429s do not)."""
         return self.load_attempts + self.transfer_attempts
+
+
+class CentrapayAccount(Base):
+    """What this service has learnt about one Centrapay account it sends from."""
+
+    __tablename__ = "centrapay_accounts"
+
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    single_call_refused_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    """When Centrapay refused ``assetTransfer`` in a load: rows go in two calls from then on."""
+    transfers_tail_key: Mapped[str | None] = mapped_column(Text)
+    """Page key where the mirror's walk to the end of the sent-transfers listing goes on."""
+    transfers_order: Mapped[str | None] = mapped_column(String(8))
+    """``newest`` or ``oldest`` first, as seen in the listing (Centrapay does not say)."""
+    transfers_synced_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class SentTransfer(Base):
+    """A mirror of the account's sent-transfers listing, kept only while rows need it.
+
+    Filled by the transfer-id sync (``pipeline.transfer_ids``) for rows whose card is known
+    to be transferred but whose transfer id was in an answer that was lost.
+    """
+
+    __tablename__ = "sent_transfers"
+    __table_args__ = (Index("ix_sent_transfers_asset_id", "asset_id"),)
+
+    transfer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64))
+    asset_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[str | None] = mapped_column(String(40))
+    """Centrapay's ``createdAt`` as sent (ISO 8601): the newest transfer of an asset wins."""

@@ -18,6 +18,8 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from distributor.constants import UNSETTLED_STATES, BatchState, RowState
+from distributor.delivery import TRANSFER_ID_PENDING, delivery_column
+from distributor.delivery import UNKNOWN as UNKNOWN_DELIVERY
 from distributor.models import Batch, Row
 from distributor.pipeline.clock import utcnow
 
@@ -52,6 +54,10 @@ class Progress:
     or when nothing has been sent yet."""
     failed_by_error_code: dict[str, int]
     """Failed rows by error code, most frequent first."""
+    transfer_id_pending: int = 0
+    """Sent rows whose transfer id was in a lost answer; the transfer-id sync finds it."""
+    delivery_unknown: int = 0
+    """Failed or cancelled rows whose last answer was lost and could not be checked."""
 
 
 def progress_from(
@@ -60,6 +66,7 @@ def progress_from(
     counts: Mapping[str, int],
     failed_by_error_code: Mapping[str, int],
     now: datetime,
+    deliveries: Mapping[str, int] | None = None,
 ) -> Progress:
     """The progress of ``batch`` whose rows by state are ``counts``, as of ``now``."""
     total = sum(count for state, count in counts.items() if state not in NOT_SENDABLE_STATES)
@@ -85,6 +92,8 @@ def progress_from(
         failed_by_error_code=dict(
             sorted(failed_by_error_code.items(), key=lambda item: (-item[1], item[0]))
         ),
+        transfer_id_pending=(deliveries or {}).get(TRANSFER_ID_PENDING, 0),
+        delivery_unknown=(deliveries or {}).get(UNKNOWN_DELIVERY, 0),
     )
 
 
@@ -96,10 +105,11 @@ def batch_progress(session: Session, batch: Batch, *, now: datetime | None = Non
 def batches_progress(
     session: Session, batches: Sequence[Batch], *, now: datetime | None = None
 ) -> dict[int, Progress]:
-    """The progress of each of ``batches`` by batch id, in two queries whatever their number."""
+    """The progress of each of ``batches`` by batch id, in three queries whatever their number."""
     ids = [batch.id for batch in batches]
     counts = _by_batch(session, ids, Row.state)
     failed = _by_batch(session, ids, func.coalesce(Row.error_code, UNKNOWN_ERROR_CODE), failed=True)
+    deliveries = _by_batch(session, ids, delivery_column())
     moment = now or utcnow()
     return {
         batch.id: progress_from(
@@ -107,6 +117,7 @@ def batches_progress(
             counts=counts.get(batch.id, {}),
             failed_by_error_code=failed.get(batch.id, {}),
             now=moment,
+            deliveries=deliveries.get(batch.id, {}),
         )
         for batch in batches
     }

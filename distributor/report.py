@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from distributor.batches import get_batch
+from distributor.delivery import delivery_column
 from distributor.models import Row
 
 REPORT_CHUNK_ROWS = 1_000  # rows fetched from the database at a time
@@ -31,6 +32,7 @@ HEADER = (
     "recipient",
     "card",
     "state",
+    "delivery",
     "asset_id",
     "transfer_id",
     "transfer_status",
@@ -54,6 +56,7 @@ _COLUMNS = (
     Row.recipient_masked,
     Row.card_masked,
     Row.state,
+    delivery_column().label("delivery"),
     Row.asset_id,
     Row.transfer_id,
     Row.transfer_status,

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
 
 import prometheus_client
+import psycopg
 import redis
 from celery import signals
+from sqlalchemy import exc as sa_exc
 
 from distributor.broker import (
     DISPATCH_TASK,
@@ -20,17 +25,19 @@ from distributor.broker import (
     REFRESH_TASK,
     ROW_TASK,
     SWEEP_TASK,
+    SYNC_IDS_TASK,
     CeleryRowQueue,
+    RedisQueueWatch,
     make_celery,
-    queue_is_empty,
 )
 from distributor.config import get_settings
-from distributor.errors import DistributorError
+from distributor.errors import DatabaseUnavailable, DistributorError
 from distributor.pipeline import tracking
 from distributor.pipeline.context import PipelineContext, build_context
 from distributor.pipeline.queueing import dispatch
 from distributor.pipeline.steps import advance_row
 from distributor.pipeline.sweeper import sweep
+from distributor.pipeline.transfer_ids import sync_transfer_ids
 from distributor.ratelimit import bucket_name_for
 from distributor.ratelimit.redis import RedisTokenBucket
 
@@ -38,10 +45,68 @@ logger = logging.getLogger(__name__)
 
 MAX_COUNTDOWN_SECONDS = 60.0
 """Longer waits are left to the sweeper: a long ETA on Redis outlives visibility_timeout."""
+DATABASE_RETRY_BACKOFF_SECONDS = 1
+"""First wait before a task that could not reach the database runs again; it doubles."""
+DATABASE_RETRY_BACKOFF_MAX_SECONDS = 30
+"""Longest such wait (with full jitter): far below visibility_timeout, like every ETA."""
+DATABASE_RETRIES_MAX = 20
+"""About ten minutes of outage; past them the row is the sweeper's (its lease runs out)."""
+PERIODIC_DATABASE_RETRIES_MAX = 2
+"""Sweeps and polls come again with the next beat; a few retries cover a short blip."""
 
 settings = get_settings()
 app = make_celery(settings)
 row_queue = CeleryRowQueue(app)
+queue_watch = RedisQueueWatch(settings.redis_url)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_UNREACHABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+"""SQLAlchemy's wrappers of a lost connection, a server shutting down, a full pool."""
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    """Turn "the database cannot be reached" into DatabaseUnavailable, whatever raised it.
+
+    Postgres restarting or unreachable surfaces as psycopg's OperationalError wrapped by
+    SQLAlchemy (or raw, from code that connects itself); a statement on a connection that
+    died under it is a DBAPIError marked ``connection_invalidated``.
+    """
+    try:
+        yield
+    except DatabaseUnavailable:
+        raise
+    except (*_UNREACHABLE, psycopg.OperationalError) as exc:
+        raise DatabaseUnavailable(f"database unreachable: {type(exc).__name__}") from exc
+    except sa_exc.DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        raise DatabaseUnavailable("database connection lost") from exc
+
+
+def _database_guarded(function: Callable[P, R]) -> Callable[P, R]:
+    """``function`` with database outages raised as DatabaseUnavailable (see above)."""
+
+    @wraps(function)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        with _database_errors():
+            return function(*args, **kwargs)
+
+    return guarded
+
+
+_RETRY_ON_DATABASE: dict[str, Any] = {
+    "autoretry_for": (DatabaseUnavailable,),
+    "retry_backoff": DATABASE_RETRY_BACKOFF_SECONDS,
+    "retry_backoff_max": DATABASE_RETRY_BACKOFF_MAX_SECONDS,
+    "retry_jitter": True,
+    "max_retries": DATABASE_RETRIES_MAX,
+}
+"""A task that cannot reach the database runs again later, instead of being acked and
+forgotten (its row would wait for the sweeper's queue-empty check)."""
+_PERIODIC_RETRY_ON_DATABASE = _RETRY_ON_DATABASE | {"max_retries": PERIODIC_DATABASE_RETRIES_MAX}
 
 _context_lock = threading.Lock()
 _context: PipelineContext | None = None
@@ -90,7 +155,8 @@ def _close_context(**_kwargs: Any) -> None:
             _context = None
 
 
-@app.task(name=ROW_TASK)
+@app.task(name=ROW_TASK, **_RETRY_ON_DATABASE)
+@_database_guarded
 def load_and_transfer(*, row_id: int, batch_id: int) -> None:
     """Advance one row of batch ``batch_id``: load its card, then transfer it."""
     delay = advance_row(pipeline_context(), row_id)
@@ -98,23 +164,23 @@ def load_and_transfer(*, row_id: int, batch_id: int) -> None:
         row_queue.submit([(row_id, batch_id)], countdown=delay)
 
 
-@app.task(name=DISPATCH_TASK)
+@app.task(name=DISPATCH_TASK, **_RETRY_ON_DATABASE)
+@_database_guarded
 def dispatch_batch(*, batch_id: int) -> int:
     """Enqueue every ready row of a batch, in chunks."""
     return dispatch(database_url=settings.database_url, queue=row_queue, batch_id=batch_id)
 
 
-@app.task(name=SWEEP_TASK)
+@app.task(name=SWEEP_TASK, **_PERIODIC_RETRY_ON_DATABASE)
+@_database_guarded
 def sweep_rows() -> None:
-    """Requeue rows whose lease ran out or whose message was lost; finish settled batches."""
-    sweep(
-        database_url=settings.database_url,
-        queue=row_queue,
-        queue_is_empty=queue_is_empty(settings.redis_url),
-    )
+    """Rebuild a lost queue, requeue rows whose lease ran out or whose message was lost,
+    finish settled batches."""
+    sweep(database_url=settings.database_url, queue=row_queue, watch=queue_watch)
 
 
-@app.task(name=POLL_TASK)
+@app.task(name=POLL_TASK, **_PERIODIC_RETRY_ON_DATABASE)
+@_database_guarded
 def poll_transfers() -> int:
     """Look up the transfers of sent rows not checked for TRANSFER_POLL_INTERVAL_SECONDS."""
     interval = settings.transfer_poll_interval_seconds
@@ -124,10 +190,21 @@ def poll_transfers() -> int:
     return tracking.poll_due(pipeline_context(), interval_seconds=interval, limit=limit)
 
 
-@app.task(name=REFRESH_TASK)
+@app.task(name=SYNC_IDS_TASK, **_PERIODIC_RETRY_ON_DATABASE)
+@_database_guarded
+def sync_ids() -> int:
+    """Find the transfer ids whose answers were lost (no call while no row waits for one)."""
+    context = pipeline_context()
+    return sync_transfer_ids(database_url=context.database_url, client=context.client).resolved
+
+
+@app.task(name=REFRESH_TASK, **_RETRY_ON_DATABASE)
+@_database_guarded
 def refresh_transfer(*, row_id: int, batch_id: int) -> None:
     """Look up the transfer of one sent row of batch ``batch_id`` (a webhook said it moved)."""
     try:
         tracking.refresh_transfer(pipeline_context(), row_id)
+    except DatabaseUnavailable:
+        raise
     except DistributorError as error:
         logger.info("row %s: transfer lookup left to the poller: %s", row_id, error)

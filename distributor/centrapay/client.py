@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +54,34 @@ class Transfer:
     id: str
     asset_id: str | None
     status: str
+    created_at: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransferOrder:
+    """Who a card goes to, and what the recipient's SMS or email says."""
+
+    recipient_alias: str
+    message: str | None
+    sender_name: str | None
+    description: str | None
+    notify_url: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Loaded:
+    """The answer to a load: the asset, and the transfer when one was asked for and made."""
+
+    asset: Asset
+    transfer: Transfer | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransfersPage:
+    """One page of the account's sent-transfers listing."""
+
+    transfers: list[Transfer]
+    next_page_key: str | None
 
 
 def _asset(body: dict[str, Any]) -> Asset:
@@ -67,8 +94,17 @@ def _asset(body: dict[str, Any]) -> Asset:
     )
 
 
-def _transfer(body: dict[str, Any]) -> Transfer:
-    return Transfer(id=str(body["id"]), asset_id=body.get("assetId"), status=str(body["status"]))
+def _transfer(body: dict[str, Any], *, asset_id: str | None = None) -> Transfer:
+    return Transfer(
+        id=str(body["id"]),
+        asset_id=body.get("assetId", asset_id),
+        status=str(body.get("status", "created")),
+        created_at=body.get("createdAt"),
+    )
+
+
+def _present(fields: dict[str, str | None]) -> dict[str, str]:
+    return {key: value for key, value in fields.items() if value}
 
 
 def _retry_after(response: httpx.Response) -> float:
@@ -144,9 +180,14 @@ class CentrapayClient:
         card_number: str,
         pin: str | None,
         description: str | None,
-        idempotency_key: str,
-    ) -> Asset:
-        """POST /api/external-assets: load a card into our account."""
+        transfer: TransferOrder | None = None,
+    ) -> Loaded:
+        """POST /api/external-assets: load a card into our account, and send it on if asked.
+
+        With ``transfer`` it is seed 004's single call: the load carries ``assetTransfer``
+        and the answer holds the transfer's id. ``notifyUrl`` and ``description`` ride in
+        ``assetTransfer`` too (the transfer's own fields).
+        """
         body: dict[str, Any] = {
             "accountId": self.account_id,
             "category": CATEGORY_GIFTCARD,
@@ -154,72 +195,69 @@ class CentrapayClient:
             "issuer": issuer,
             "externalId": card_number,
         }
-        if pin:
-            body["pin"] = pin
-        if description:
-            body["description"] = description
-        answer = self._request(
-            "POST", "/api/external-assets", json=body, idempotency_key=idempotency_key
-        )
-        return _asset(answer)
+        body.update(_present({"pin": pin, "description": description}))
+        if transfer is not None:
+            body["assetTransfer"] = {"recipientAlias": transfer.recipient_alias} | _present(
+                {
+                    "message": transfer.message,
+                    "senderName": transfer.sender_name,
+                    "notifyUrl": transfer.notify_url,
+                }
+            )
+        answer = self._request("POST", "/api/external-assets", json=body)
+        asset = _asset(answer)
+        made = answer.get("assetTransfer")
+        if not isinstance(made, dict) or not made.get("id"):
+            return Loaded(asset=asset, transfer=None)
+        return Loaded(asset=asset, transfer=_transfer(made, asset_id=asset.id))
 
     def get_asset(self, asset_id: str) -> Asset:
         """GET /api/assets/{id}."""
         return _asset(self._request("GET", f"/api/assets/{asset_id}"))
 
     def find_asset(self, *, card_number: str, asset_type: str) -> Asset | None:
-        """Our account's active asset for this card, if the card is loaded already."""
-        for item in self._pages(f"/api/accounts/{self.account_id}/assets", {}):
+        """Our account's asset for this card (active, or held in a pending transfer), if any.
+
+        One call: the listing's documented ``externalId`` filter, whatever the account holds.
+        """
+        answer = self._request(
+            "GET", f"/api/accounts/{self.account_id}/assets", params={"externalId": card_number}
+        )
+        for item in answer.get("items", []):
             if item.get("externalId") == card_number and item.get("type") == asset_type:
                 return _asset(item)
         return None
 
-    def create_transfer(
-        self,
-        *,
-        asset_id: str,
-        recipient_alias: str,
-        message: str | None,
-        sender_name: str | None,
-        description: str | None,
-        notify_url: str | None,
-        idempotency_key: str,
-    ) -> Transfer:
+    def create_transfer(self, *, asset_id: str, order: TransferOrder) -> Transfer:
         """POST /api/asset-transfers: send a loaded card to its recipient."""
-        body: dict[str, Any] = {"assetId": asset_id, "recipientAlias": recipient_alias}
-        optional = {
-            "message": message,
-            "senderName": sender_name,
-            "description": description,
-            "notifyUrl": notify_url,
-        }
-        body.update({key: value for key, value in optional.items() if value})
-        answer = self._request(
-            "POST", "/api/asset-transfers", json=body, idempotency_key=idempotency_key
+        body: dict[str, Any] = {"assetId": asset_id, "recipientAlias": order.recipient_alias}
+        body.update(
+            _present(
+                {
+                    "message": order.message,
+                    "senderName": order.sender_name,
+                    "description": order.description,
+                    "notifyUrl": order.notify_url,
+                }
+            )
         )
-        return _transfer(answer)
+        return _transfer(self._request("POST", "/api/asset-transfers", json=body))
 
     def get_transfer(self, transfer_id: str) -> Transfer:
         """GET /api/asset-transfers/{id}."""
         return _transfer(self._request("GET", f"/api/asset-transfers/{transfer_id}"))
 
-    def find_transfer(self, *, asset_id: str) -> Transfer | None:
-        """The transfer we already created for this asset, if any."""
+    def sent_transfers_page(self, page_key: str | None = None) -> TransfersPage:
+        """One page of GET /api/asset-transfers?senderAccountId=ours (order undocumented)."""
         params = {"senderAccountId": self.account_id}
-        for item in self._pages("/api/asset-transfers", params):
-            if item.get("assetId") == asset_id:
-                return _transfer(item)
-        return None
-
-    def _pages(self, path: str, params: dict[str, str]) -> Iterator[dict[str, Any]]:
-        page_key: str | None = None
-        while True:
-            query = dict(params, pageKey=page_key) if page_key else params
-            answer = self._request("GET", path, params=query)
-            yield from answer.get("items", [])
-            page_key = answer.get("nextPageKey")
-            if not page_key:
-                return
+        if page_key:
+            params["pageKey"] = page_key
+        answer = self._request("GET", "/api/asset-transfers", params=params)
+        items = [item for item in answer.get("items", []) if isinstance(item, dict)]
+        return TransfersPage(
+            transfers=[_transfer(item) for item in items if item.get("id")],
+            next_page_key=answer.get("nextPageKey") or None,
+        )
 
     def _request(
         self,
@@ -228,7 +266,6 @@ class CentrapayClient:
         *,
         json: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
-        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         reservation = acquire(self._bucket, max_wait_seconds=self._token_wait_max_seconds)
         if not reservation.granted:
@@ -236,11 +273,10 @@ class CentrapayClient:
             # the reservation succeeds and the bucket stays busy.
             raise TokenWaitTooLong(reservation.wait_seconds - self._token_wait_max_seconds)
         metrics.BUCKET_WAIT.observe(reservation.wait_seconds)
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         endpoint = path.split("/")[2] if path.count("/") >= 2 else path
         started = time.monotonic()
         try:
-            response = self._http.request(method, path, json=json, params=params, headers=headers)
+            response = self._http.request(method, path, json=json, params=params)
         except httpx.TimeoutException as exc:
             metrics.CENTRAPAY_CALLS.labels(endpoint=endpoint, status="timeout").inc()
             raise CentrapayTimeout(f"{method} {path}: no answer in time") from exc

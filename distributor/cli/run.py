@@ -22,7 +22,7 @@ from distributor.cli.common import app, console, fail, load_settings
 from distributor.config import Settings
 from distributor.constants import BatchState, RowState
 from distributor.db import session_scope
-from distributor.errors import ConfigError
+from distributor.errors import ConfigError, DistributorError
 from distributor.ingest import BatchOptions, ingest_csv
 from distributor.progress import batch_progress
 from distributor.report import write_report
@@ -73,6 +73,20 @@ def _watch(runner: StandaloneRunner, settings: Settings, batch_id: int) -> str:
             time.sleep(REFRESH_SECONDS)
 
 
+def _say_how_it_goes_on(settings: Settings, batch_id: int) -> None:
+    """One line on what a run with --batch does with the batch as it stands."""
+    try:
+        with session_scope(settings.database_url) as session:
+            batch = get_batch(session, batch_id)
+    except DistributorError as exc:
+        raise fail(escape(str(exc))) from None
+    if batch.state == BatchState.PAUSED:
+        reason = f" ({batch.pause_reason})" if batch.pause_reason else ""
+        console.print(f"batch {batch_id} was paused{escape(reason)}; resuming it")
+    elif batch.state in (BatchState.DONE, BatchState.CANCELLED):
+        console.print(f"batch {batch_id} is {batch.state}: nothing left to send")
+
+
 def _summary(settings: Settings, batch_id: int, report_path: Path) -> dict[str, int]:
     with session_scope(settings.database_url) as session:
         batch = get_batch(session, batch_id)
@@ -92,6 +106,7 @@ def _summary(settings: Settings, batch_id: int, report_path: Path) -> dict[str, 
         console.print(failed)
     if batch.state == BatchState.PAUSED:
         console.print(f"[yellow]paused:[/] {escape(batch.pause_reason or '')}")
+        console.print(f"once that is fixed, run again with --batch {batch_id} to go on")
     console.print(f"report of {rows} rows: {report_path}")
     return counts
 
@@ -144,10 +159,13 @@ def run(
                     description=description,
                 ),
             )
+            if batch is not None:
+                _say_how_it_goes_on(settings, batch_id)
             runner = StandaloneRunner(settings)
             try:
                 runner.start(batch_id)
                 state = _watch(runner, settings, batch_id)
+                runner.settle_transfer_ids()
             except KeyboardInterrupt:
                 console.print(f"interrupted: run again with --batch {batch_id} to go on")
                 state = BatchState.PAUSED

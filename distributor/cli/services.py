@@ -11,7 +11,7 @@ import typer
 from distributor import migrate
 from distributor.cli.common import app, configure_logging, console, db_app, fail, load_settings
 from distributor.config import SandboxSettings
-from distributor.constants import CELERY_QUEUE
+from distributor.constants import WORKER_QUEUES
 from distributor.errors import ConfigError
 
 DEFAULT_BEAT_SCHEDULE = Path(tempfile.gettempdir()) / "distributor-beat-schedule"
@@ -62,8 +62,14 @@ def worker(
         int | None, typer.Option(help="Threads per worker (WORKER_CONCURRENCY).")
     ] = None,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+    queues: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated queues to consume: rows, and control work (sweeps, polls)."
+        ),
+    ] = ",".join(WORKER_QUEUES),
 ) -> None:
-    """Run a Celery worker (threads pool) that loads and transfers rows."""
+    """Run a Celery worker (threads pool) that loads and transfers rows and runs sweeps."""
     settings = load_settings()
     try:
         settings.require("centrapay_base_url", "centrapay_api_key", "centrapay_account_id")
@@ -76,7 +82,7 @@ def worker(
         "worker",
         "--pool=threads",
         f"--concurrency={concurrency or settings.worker_concurrency}",
-        f"--queues={CELERY_QUEUE}",
+        f"--queues={queues}",
         f"--loglevel={loglevel}",
     ]
     celery_app.worker_main(argv)  # type: ignore[attr-defined]
@@ -89,7 +95,7 @@ def beat(
         Path, typer.Option(help="Where beat keeps its schedule state.")
     ] = DEFAULT_BEAT_SCHEDULE,
 ) -> None:
-    """Run Celery beat: the periodic sweeper (run exactly one)."""
+    """Run Celery beat: schedules the sweeper and the transfer poller (run exactly one)."""
     celery_app = _celery_app()
     configure_logging(loglevel)
     argv = ["beat", f"--loglevel={loglevel}", f"--schedule={schedule_file}"]

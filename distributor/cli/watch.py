@@ -31,6 +31,7 @@ FINISHED_STATES = (BatchState.DONE, BatchState.CANCELLED)
 """Batch states ``status --watch`` stops at."""
 BAR_WIDTH = 40  # characters
 UNRECORDED_TRANSFER = "not recorded"
+TRANSFER_ID_PENDING = "transfer id pending"
 """The transfer table's line for sent rows whose transfer status is not known yet."""
 
 
@@ -163,8 +164,15 @@ def print_status(console: Console, snapshot: Snapshot) -> None:
     )
     if batch.pause_reason:
         console.print(f"paused: {escape(batch.pause_reason)}")
+    if batch.notice:
+        console.print(f"note: {escape(batch.notice)}")
     if batch.started_at is not None:
         console.print(f"progress: {progress_text(progress)}", highlight=False)
+    if progress.delivery_unknown:
+        console.print(
+            f"delivery unknown: {progress.delivery_unknown} failed or cancelled rows lost an "
+            "answer that could not be checked; a retry looks before it sends"
+        )
     table = Table("state", "rows")
     for state, count in snapshot.counts.items():
         table.add_row(state, str(count), style=None if count else "dim")
@@ -196,7 +204,10 @@ def _print_transfers(console: Console, snapshot: Snapshot) -> None:
     table = Table("transfer status", "rows", title="transfers of sent rows")
     for status, count in snapshot.transfers.items():
         table.add_row(status, str(count), style=None if count else "dim")
-    unrecorded = snapshot.progress.sent - sum(snapshot.transfers.values())
+    pending = snapshot.progress.transfer_id_pending
+    if pending:
+        table.add_row(TRANSFER_ID_PENDING, str(pending))
+    unrecorded = snapshot.progress.sent - sum(snapshot.transfers.values()) - pending
     if unrecorded > 0:
         table.add_row(UNRECORDED_TRANSFER, str(unrecorded))
     console.print(table)

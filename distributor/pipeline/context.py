@@ -8,7 +8,9 @@ from datetime import timedelta
 
 from distributor.centrapay.client import CentrapayClient
 from distributor.config import Settings
+from distributor.pipeline.leases import LeaseKeeper
 from distributor.pipeline.outcomes import RetryPolicy
+from distributor.pipeline.single_call import SingleCall
 from distributor.ratelimit import TokenBucket
 from distributor.vault import Vault, vault_from_settings
 
@@ -22,12 +24,15 @@ class PipelineContext:
     client: CentrapayClient
     policy: RetryPolicy
     lease: timedelta
+    leases: LeaseKeeper
+    single_call: SingleCall
     notify_url: str | None
     stopping: threading.Event = field(default_factory=threading.Event)
     """Set when the process is shutting down: rows finish their step, then go back."""
 
     def close(self) -> None:
-        """Release the HTTP connections."""
+        """Stop renewing leases; release the HTTP connections."""
+        self.leases.close()
         self.client.close()
 
 
@@ -44,6 +49,7 @@ def build_context(settings: Settings, *, bucket: TokenBucket, base_url: str) -> 
         token_wait_max_seconds=settings.token_wait_max_seconds,
         max_connections=settings.worker_concurrency * 2,
     )
+    lease = timedelta(seconds=settings.lease_seconds)
     return PipelineContext(
         database_url=settings.database_url,
         vault=vault_from_settings(settings),
@@ -53,6 +59,12 @@ def build_context(settings: Settings, *, bucket: TokenBucket, base_url: str) -> 
             base_seconds=settings.retry_backoff_seconds,
             max_seconds=settings.retry_backoff_max_seconds,
         ),
-        lease=timedelta(seconds=settings.lease_seconds),
+        lease=lease,
+        leases=LeaseKeeper(database_url=settings.database_url, lease=lease),
+        single_call=SingleCall(
+            enabled=settings.centrapay_single_call,
+            database_url=settings.database_url,
+            account_id=settings.centrapay_account_id,
+        ),
         notify_url=settings.centrapay_notify_url,
     )

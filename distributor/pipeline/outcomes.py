@@ -30,6 +30,21 @@ from distributor.errors import (
 )
 
 OPERATOR_FIXABLE_CODES = frozenset({"INSUFFICIENT_WALLET_BALANCE", "QUOTA_EXCEEDED"})
+LOAD_REFUSAL_CODES = frozenset(
+    {
+        "UNKNOWN_ASSET",
+        "DUPLICATE_ASSET",
+        "UNSUPPORTED_ASSET_TYPE",
+        "DENIED_BY_ASSET_PROVIDER",
+        "EXPIRED_BY_ASSET_PROVIDER",
+        "ACCOUNT_ACCESS_DENIED",
+    }
+)
+"""403 codes of the load itself (docs 002 and 004): the card was not loaded. Any other 403
+to a load-and-transfer comes from its transfer, so the card is in our account."""
+DUPLICATE_ASSET = "DUPLICATE_ASSET"
+ALREADY_TRANSFERRED_CODES = frozenset({"ASSET_ALREADY_TRANSFERRED", "ASSET_NOT_ACTIVE"})
+"""Transfer refusals that may mean an earlier attempt of ours was applied after all."""
 BUCKET_DOWN_RETRY_SECONDS = 5.0
 UNREADABLE_CODE = "SECRET_UNREADABLE"
 

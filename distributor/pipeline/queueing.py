@@ -15,8 +15,24 @@ from distributor.pipeline.clock import utcnow
 class RowQueue(Protocol):
     """Somewhere to send row ids to be advanced."""
 
-    def submit(self, rows: Sequence[tuple[int, int]], *, countdown: float = 0.0) -> None:
-        """Run ``advance_row`` for each (row id, batch id), after ``countdown`` seconds."""
+    def submit(
+        self, rows: Sequence[tuple[int, int]], *, countdown: float = 0.0, urgent: bool = False
+    ) -> None:
+        """Run ``advance_row`` for each (row id, batch id), after ``countdown`` seconds;
+        ``urgent`` ones ahead of the rows already waiting."""
+
+
+class QueueWatch(Protocol):
+    """What the sweeper asks about a ``RowQueue``: is it empty, and did it lose its data."""
+
+    def is_empty(self) -> bool:
+        """True when no row message waits in the queue."""
+
+    def claim_rebuild(self) -> bool:
+        """True, for one caller only, once the queue has lost the messages it held."""
+
+    def rebuilt(self) -> None:
+        """The caller has marked the rows of the lost messages to be sent again."""
 
 
 def dispatch(
@@ -26,11 +42,17 @@ def dispatch(
     batch_id: int | None,
     enqueued_before: datetime | None = None,
     limit: int | None = None,
+    expired_only: bool = False,
 ) -> int:
     """Send every ready row (of one batch, or all running batches) to ``queue``, in chunks.
 
-    Returns how many rows were sent. Each chunk is marked enqueued in its own short
-    transaction, so a large batch neither holds a long transaction nor one huge message.
+    ``expired_only``: only rows whose lease ran out, sent as urgent.
+
+    Returns how many rows were sent. Each chunk is taken (``FOR UPDATE SKIP LOCKED``, so
+    two sweepers at once never send one row twice), sent and marked enqueued in its own
+    short transaction, so a large batch neither holds a long transaction nor one huge
+    message. The messages go out before the mark is committed: a queue that refuses them
+    (Redis down) leaves the rows unmarked for the next sweep, not marked and lost.
     """
     sent = 0
     after_id = 0
@@ -45,11 +67,13 @@ def dispatch(
                 after_id=after_id,
                 limit=chunk,
                 enqueued_before=enqueued_before,
+                lock=True,
+                expired_only=expired_only,
             )
             if not rows:
                 break
             batch_control.mark_enqueued(session, row_ids=[row_id for row_id, _ in rows], now=now)
-        queue.submit(rows)
+            queue.submit(rows, urgent=expired_only)
         sent += len(rows)
         after_id = rows[-1][0]
     return sent

@@ -34,6 +34,7 @@ TRANSFER_STATUS_ORDER: dict[str, int] = {
     TransferStatus.EXPIRED: 2,
     TransferStatus.CLAIMED: 3,
     TransferStatus.RETURNED: 3,
+    TransferStatus.CANCELLED: 3,
 }
 """How far along each status is: a status is only ever replaced by one further along."""
 
@@ -65,13 +66,15 @@ def due_for_poll(session: Session, *, now: datetime, interval: timedelta, limit:
     """Ids of sent rows whose transfer is not final and not looked at for ``interval``.
 
     Oldest first. A row never polled counts as looked at when it was sent: the create
-    answer gave its status then.
+    answer gave its status then. A row whose transfer id is still pending waits for the
+    transfer-id sync (``pipeline.transfer_ids``), which brings its status too.
     """
     last_seen = func.coalesce(Row.transfer_checked_at, Row.sent_at)
     query = (
         select(Row.id)
         .where(
             Row.state == RowState.SENT,
+            Row.transfer_id.is_not(None),
             _not_final(),
             or_(last_seen.is_(None), last_seen <= now - interval),
         )

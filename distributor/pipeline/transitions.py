@@ -1,7 +1,7 @@
 """Every row state change, as a compare-and-set on Postgres (or SQLite).
 
 Each function is one ``UPDATE ... WHERE id = :id AND state = :expected`` (plus the lease
-the caller holds, where it holds one), so a task delivered twice, or a worker whose lease
+token the caller holds, where it holds one), so a task delivered twice, or a worker whose lease
 ran out and was taken over, finds the row already moved and changes nothing.
 
 The statements run for every row, twice or more, so they are built once, with bound
@@ -12,27 +12,42 @@ everything else it does for a row (the throughput benchmark measured 12.9 ms aga
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import BindParameter, Table, Update, and_, bindparam, exists, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
-from distributor.constants import BatchState, RowState
+from distributor.constants import IN_FLIGHT_STATES, BatchState, RowState
 from distributor.models import Batch, Row
 
 
 @dataclass(frozen=True, kw_only=True)
 class Claim:
-    """A row taken for one step: the lease is the fencing token for every later write."""
+    """A row taken for one step: ``lease_token`` fences every later write (and call)."""
 
     row_id: int
     batch_id: int
     step: str
-    lease_until: datetime
+    lease_token: int
     step_attempts: int
+    ambiguous: bool
+    """An earlier call of this step may have been applied: look before sending again."""
 
 
 LOAD = "load"
@@ -71,11 +86,14 @@ def _claim_statement(step: str) -> Update:
             {
                 _rows.c.state: in_flight,
                 _rows.c.lease_until: bindparam("lease_until"),
+                _rows.c.lease_token: _rows.c.lease_token + 1,
+                # Taken over from a holder whose lease ran out: it may have been mid-call.
+                _rows.c.ambiguous: or_(_rows.c.ambiguous, _rows.c.state == in_flight),
                 _rows.c.updated_at: now,
                 attempts: attempts + 1,
             }
         )
-        .returning(_rows.c.batch_id, attempts)
+        .returning(_rows.c.batch_id, attempts, _rows.c.lease_token, _rows.c.ambiguous)
     )
 
 
@@ -86,10 +104,9 @@ def claim(
     session: Session, *, row_id: int, step: str, now: datetime, lease: timedelta
 ) -> Claim | None:
     """Take the row for ``step`` if it is waiting for it, or its earlier lease ran out."""
-    lease_until = now + lease
     taken = (
         session.connection()
-        .execute(_CLAIM[step], {"row_id": row_id, "now": now, "lease_until": lease_until})
+        .execute(_CLAIM[step], {"row_id": row_id, "now": now, "lease_until": now + lease})
         .one_or_none()
     )
     if taken is None:
@@ -98,19 +115,88 @@ def claim(
         row_id=row_id,
         batch_id=taken[0],
         step=step,
-        lease_until=lease_until,
         step_attempts=taken[1],
+        lease_token=taken[2],
+        ambiguous=bool(taken[3]),
+    )
+
+
+def _check_claim_statement() -> Update:
+    """Take a row of a cancelled batch whose card's fate is unknown, to look it up.
+
+    An idle row whose last call was ambiguous, or an in-flight row whose worker died: it
+    goes to the in-flight state of its step (loading without an asset, transferring with
+    one), ambiguous, under a new token.
+    """
+    now: BindParameter[datetime] = bindparam("now")
+    cancelled = exists().where(
+        _batches.c.id == _rows.c.batch_id, _batches.c.state == BatchState.CANCELLED
+    )
+    idle_unsure = and_(
+        _rows.c.state.in_([RowState.PENDING, RowState.LOADED]),
+        _rows.c.ambiguous,
+        or_(_rows.c.not_before.is_(None), _rows.c.not_before <= now),
+    )
+    abandoned = and_(_rows.c.state.in_(IN_FLIGHT_STATES), _rows.c.lease_until < now)
+    return (
+        update(_rows)
+        .where(_rows.c.id == bindparam("row_id"), cancelled, or_(idle_unsure, abandoned))
+        .values(
+            {
+                _rows.c.state: case(
+                    (_rows.c.state.in_([RowState.PENDING, RowState.LOADING]), RowState.LOADING),
+                    else_=RowState.TRANSFERRING,
+                ),
+                _rows.c.lease_until: bindparam("lease_until"),
+                _rows.c.lease_token: _rows.c.lease_token + 1,
+                _rows.c.ambiguous: True,
+                _rows.c.updated_at: now,
+            }
+        )
+        .returning(_rows.c.batch_id, _rows.c.state, _rows.c.lease_token)
+    )
+
+
+_CHECK_CLAIM = _check_claim_statement()
+
+
+def claim_check(session: Session, *, row_id: int, now: datetime, lease: timedelta) -> Claim | None:
+    """Take a row of a cancelled batch whose card may have gone, to find out before it ends."""
+    taken = (
+        session.connection()
+        .execute(_CHECK_CLAIM, {"row_id": row_id, "now": now, "lease_until": now + lease})
+        .one_or_none()
+    )
+    if taken is None:
+        return None
+    return Claim(
+        row_id=row_id,
+        batch_id=taken[0],
+        step=LOAD if taken[1] == RowState.LOADING else TRANSFER,
+        step_attempts=0,
+        lease_token=taken[2],
+        ambiguous=True,
     )
 
 
 def _held_update(step: str) -> Update:
-    """UPDATE of the row this claim holds: the step's in-flight state and our lease."""
+    """UPDATE of the row this claim holds: the step's in-flight state and our token."""
     return update(_rows).where(
         _rows.c.id == bindparam("row_id"),
         _rows.c.state == _STEP_STATES[step][1],
-        _rows.c.lease_until == bindparam("held_lease"),
+        _rows.c.lease_token == bindparam("held_token"),
     )
 
+
+_SETTLED: dict[Any, Any] = {
+    _rows.c.lease_until: None,
+    _rows.c.not_before: None,
+    _rows.c.ambiguous: False,
+    _rows.c.error_code: None,
+    _rows.c.error_detail: None,
+    _rows.c.updated_at: bindparam("now"),
+}
+"""What every step that ends with a known outcome resets."""
 
 _MARK_LOADED = _held_update(LOAD).values(
     {
@@ -118,39 +204,59 @@ _MARK_LOADED = _held_update(LOAD).values(
         _rows.c.asset_id: bindparam("asset_id"),
         _rows.c.pin_enc: None,
         _rows.c.loaded_at: bindparam("now"),
-        _rows.c.lease_until: None,
-        _rows.c.not_before: None,
-        _rows.c.error_code: None,
-        _rows.c.error_detail: None,
-        _rows.c.updated_at: bindparam("now"),
+        **_SETTLED,
     }
 )
-_MARK_SENT = _held_update(TRANSFER).values(
-    {
-        _rows.c.state: RowState.SENT,
-        _rows.c.transfer_id: bindparam("transfer_id"),
-        _rows.c.transfer_status: bindparam("transfer_status"),
-        _rows.c.sent_at: bindparam("now"),
-        _rows.c.lease_until: None,
-        _rows.c.not_before: None,
-        _rows.c.error_code: None,
-        _rows.c.error_detail: None,
-        _rows.c.updated_at: bindparam("now"),
-    }
-)
+_MARK_SENT = {
+    step: _held_update(step).values(
+        {
+            _rows.c.state: RowState.SENT,
+            _rows.c.asset_id: func.coalesce(bindparam("asset_id"), _rows.c.asset_id),
+            _rows.c.pin_enc: None,
+            _rows.c.loaded_at: func.coalesce(_rows.c.loaded_at, bindparam("now")),
+            _rows.c.transfer_id: bindparam("transfer_id"),
+            _rows.c.transfer_status: bindparam("transfer_status"),
+            _rows.c.sent_at: bindparam("now"),
+            **_SETTLED,
+        }
+    )
+    for step in _STEP_STATES
+}
 _MARK_FAILED = {
     step: _held_update(step).values(
         {
             _rows.c.state: RowState.FAILED,
+            _rows.c.asset_id: func.coalesce(bindparam("asset_id"), _rows.c.asset_id),
             _rows.c.error_code: bindparam("error_code"),
             _rows.c.error_detail: bindparam("detail"),
             _rows.c.retryable: bindparam("retryable"),
+            _rows.c.ambiguous: bindparam("ambiguous"),
             _rows.c.lease_until: None,
             _rows.c.updated_at: bindparam("now"),
         }
     )
     for step in _STEP_STATES
 }
+_MARK_CANCELLED = {
+    step: _held_update(step).values(
+        {
+            _rows.c.state: RowState.CANCELLED,
+            _rows.c.asset_id: func.coalesce(bindparam("asset_id"), _rows.c.asset_id),
+            _rows.c.pin_enc: None,
+            **_SETTLED,
+        }
+    )
+    for step in _STEP_STATES
+}
+_RENEW = (
+    update(_rows)
+    .where(
+        _rows.c.id == bindparam("row_id"),
+        _rows.c.lease_token == bindparam("held_token"),
+        _rows.c.state.in_(IN_FLIGHT_STATES),
+    )
+    .values({_rows.c.lease_until: bindparam("lease_until")})
+)
 
 
 @cache
@@ -159,6 +265,7 @@ def _release_statement(step: str, *, counted: bool, with_error: bool) -> Update:
         _rows.c.state: _STEP_STATES[step][0],
         _rows.c.lease_until: None,
         _rows.c.not_before: bindparam("not_before"),
+        _rows.c.ambiguous: bindparam("ambiguous"),
         _rows.c.updated_at: bindparam("now"),
     }
     if not counted:
@@ -170,23 +277,34 @@ def _release_statement(step: str, *, counted: bool, with_error: bool) -> Update:
 
 
 def _apply(session: Session, statement: Update, claim: Claim, **params: Any) -> bool:
-    params |= {"row_id": claim.row_id, "held_lease": claim.lease_until}
+    params |= {"row_id": claim.row_id, "held_token": claim.lease_token}
     return session.connection().execute(statement, params).rowcount == 1
 
 
 def mark_loaded(session: Session, *, claim: Claim, asset_id: str, now: datetime) -> bool:
-    """Loading succeeded: record the asset and wipe the PIN."""
+    """Loading succeeded (or the card was found loaded): record the asset, wipe the PIN."""
     return _apply(session, _MARK_LOADED, claim, asset_id=asset_id, now=now)
 
 
 def mark_sent(
-    session: Session, *, claim: Claim, transfer_id: str, transfer_status: str, now: datetime
+    session: Session,
+    *,
+    claim: Claim,
+    asset_id: str | None,
+    transfer_id: str | None,
+    transfer_status: str | None,
+    now: datetime,
 ) -> bool:
-    """The transfer exists: the row is sent."""
+    """The card is transferred: the row is sent, from either step.
+
+    ``transfer_id`` None: the card is known to be transferred but the answer holding the
+    id was lost; the transfer-id sync fills it in (``Row.transfer_id_pending``).
+    """
     return _apply(
         session,
-        _MARK_SENT,
+        _MARK_SENT[claim.step],
         claim,
+        asset_id=asset_id,
         transfer_id=transfer_id,
         transfer_status=transfer_status,
         now=now,
@@ -194,9 +312,21 @@ def mark_sent(
 
 
 def mark_failed(
-    session: Session, *, claim: Claim, error_code: str, detail: str, retryable: bool, now: datetime
+    session: Session,
+    *,
+    claim: Claim,
+    error_code: str,
+    detail: str,
+    retryable: bool,
+    now: datetime,
+    ambiguous: bool = False,
+    asset_id: str | None = None,
 ) -> bool:
-    """The step failed for good (until an operator retries): the row gives its card key up."""
+    """The step failed for good (until an operator retries): the row gives its card key up.
+
+    ``ambiguous``: the last call's outcome is unknown (the card may have been delivered);
+    ``asset_id``: the card is in our account although the step failed.
+    """
     return _apply(
         session,
         _MARK_FAILED[claim.step],
@@ -204,6 +334,8 @@ def mark_failed(
         error_code=error_code,
         detail=detail,
         retryable=retryable,
+        ambiguous=ambiguous,
+        asset_id=asset_id,
         now=now,
     )
 
@@ -215,20 +347,45 @@ def release(
     not_before: datetime | None,
     now: datetime,
     counted: bool,
+    ambiguous: bool = False,
     error_code: str | None = None,
     detail: str | None = None,
 ) -> bool:
     """Hand the row back to the step's waiting state, to be taken again after ``not_before``.
 
     ``counted`` is false when no call reached Centrapay (no token, 429, 401): the attempt
-    is taken back, so it neither counts nor makes the next attempt look for a lost answer.
+    is taken back. ``ambiguous`` when a call may have been applied: the next attempt looks
+    before it sends. An earlier ambiguity is kept until an outcome is known.
     """
     with_error = error_code is not None
     statement = _release_statement(claim.step, counted=counted, with_error=with_error)
-    params: dict[str, Any] = {"not_before": not_before, "now": now}
+    params: dict[str, Any] = {
+        "not_before": not_before,
+        "now": now,
+        "ambiguous": ambiguous or claim.ambiguous,
+    }
     if with_error:
         params |= {"error_code": error_code, "detail": detail}
     return _apply(session, statement, claim, **params)
+
+
+def mark_cancelled(session: Session, *, claim: Claim, asset_id: str | None, now: datetime) -> bool:
+    """A row of a cancelled batch found not transferred: cancelled, its card's asset kept
+    when the card is in our account."""
+    return _apply(session, _MARK_CANCELLED[claim.step], claim, asset_id=asset_id, now=now)
+
+
+def renew(session: Session, *, claims: Sequence[Claim], lease_until: datetime) -> set[int]:
+    """Extend the leases of ``claims`` to ``lease_until``; the row ids still held."""
+    if not claims:
+        return set()
+    connection = session.connection()
+    held = set()
+    for claim in claims:
+        params = {"row_id": claim.row_id, "held_token": claim.lease_token}
+        if connection.execute(_RENEW, params | {"lease_until": lease_until}).rowcount == 1:
+            held.add(claim.row_id)
+    return held
 
 
 _LOAD_ROW = (

@@ -34,9 +34,11 @@ class LocalRowQueue:
         self._timer = threading.Thread(target=self._release_due, name="row-timer", daemon=True)
         self._timer.start()
 
-    def submit(self, rows: Sequence[tuple[int, int]], *, countdown: float = 0.0) -> None:
-        """Run each (row id, batch id) after ``countdown`` seconds."""
-        due = time.monotonic() + countdown
+    def submit(
+        self, rows: Sequence[tuple[int, int]], *, countdown: float = 0.0, urgent: bool = False
+    ) -> None:
+        """Run each (row id, batch id) after ``countdown`` seconds; ``urgent`` ones first."""
+        due = (0.0 if urgent else time.monotonic()) + countdown
         with self._ready:
             for row_id, batch_id in rows:
                 heapq.heappush(self._due, (due, next(self._order), row_id, batch_id))
@@ -46,6 +48,17 @@ class LocalRowQueue:
         """True when nothing is waiting or running."""
         with self._ready:
             return not self._due and self._running == 0
+
+    def is_empty(self) -> bool:
+        """True when nothing is waiting or running (the sweeper's question)."""
+        return self.idle()
+
+    def claim_rebuild(self) -> bool:
+        """Never: this queue lives and dies with the process that sweeps it."""
+        return False
+
+    def rebuilt(self) -> None:
+        """Nothing to do (see ``claim_rebuild``)."""
 
     def close(self) -> None:
         """Stop releasing rows, and wait for the running ones to finish their step."""

@@ -30,6 +30,7 @@ from distributor.pipeline.context import build_context
 from distributor.pipeline.queueing import dispatch
 from distributor.pipeline.steps import advance_row
 from distributor.pipeline.sweeper import sweep
+from distributor.pipeline.transfer_ids import sync_transfer_ids
 from distributor.ratelimit.local import LocalTokenBucket
 from distributor.standalone.local_queue import LocalRowQueue
 
@@ -40,6 +41,8 @@ KEY_FILE = "secret.key"
 SANDBOX_API_KEY = "standalone-key"
 SANDBOX_ACCOUNT = "standalone-account"
 SANDBOX_RATE_PER_SECOND = 100.0
+FINAL_SYNC_RUNS = 5
+"""Transfer-id sync runs at the end of a run, for a report that holds every id it can."""
 """Against the local sandbox a dry run need not crawl at a production rate."""
 
 
@@ -103,20 +106,36 @@ class StandaloneRunner:
             threads=settings.worker_concurrency,
         )
 
-    def start(self, batch_id: int) -> None:
-        """Start a queued batch (or go on with a running one) and queue its ready rows."""
+    def start(self, batch_id: int) -> str:
+        """Start a queued batch, resume a paused one, or go on with a running one, and queue
+        its ready rows; the state the batch was in (a done or cancelled one is left so)."""
         with session_scope(self.settings.database_url) as session:
-            if get_batch(session, batch_id).state == BatchState.QUEUED:
+            state = get_batch(session, batch_id).state
+            if state == BatchState.QUEUED:
                 batch_control.start(session, batch_id=batch_id, now=utcnow())
+            elif state == BatchState.PAUSED:
+                batch_control.resume(session, batch_id=batch_id)
         dispatch(database_url=self.settings.database_url, queue=self._queue, batch_id=batch_id)
+        return state
 
     def sweep(self) -> None:
-        """Take back rows whose lease ran out; close the batch when nothing is left."""
-        sweep(
-            database_url=self.settings.database_url,
-            queue=self._queue,
-            queue_is_empty=self._queue.idle(),
+        """Take back rows whose lease ran out; close the batch when nothing is left; look
+        for transfer ids whose answers were lost."""
+        sweep(database_url=self.settings.database_url, queue=self._queue, watch=self._queue)
+        self.sync_transfer_ids()
+
+    def sync_transfer_ids(self) -> int:
+        """One run of the transfer-id sync; how many sent rows still wait for their id."""
+        report = sync_transfer_ids(
+            database_url=self.settings.database_url, client=self._context.client
         )
+        return report.pending
+
+    def settle_transfer_ids(self) -> None:
+        """Before the report: a few more sync runs while sent rows wait for their id."""
+        for _ in range(FINAL_SYNC_RUNS):
+            if not self.sync_transfer_ids():
+                return
 
     def stop(self) -> None:
         """Let rows in flight finish their step, take no new one, and release the threads."""

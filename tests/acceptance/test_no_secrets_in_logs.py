@@ -44,7 +44,7 @@ from distributor.serving import serve_in_thread
 from tests.acceptance.conftest import wait_until_settled
 from tests.conftest import SANDBOX_ACCOUNT, TEST_API_TOKEN
 from tests.integration.security.security_helpers import app_routes, found_secrets
-from tests.processes import ServiceProcess, service_env
+from tests.processes import ServiceProcess, service_env, start_together
 
 CENTRAPAY_KEY = "cpk-test-7Hq2Lx9RvB4sW1nZ"  # distinctive: "sandbox-key" is also a word
 GOOD = [f"2340{8461930 + i}" for i in range(6)]
@@ -107,8 +107,7 @@ def debug_services(tmp_path: Path, run_settings: Settings) -> Iterator[list[Serv
         ),
     ]
     try:
-        for process in started:
-            process.start()
+        start_together(started)
         yield started
     finally:
         for process in started:

@@ -23,6 +23,7 @@ DEMO_CSV = "recipientAlias,cardNumber,pin,message\n" + "".join(
     f"+6422123{index}234,{card},{pin},Hello number {index}\n"
     for index, (card, pin) in enumerate(zip(DEMO_CARDS, DEMO_PINS, strict=True))
 )
+FIRST_SEND_TIMEOUT_SECONDS = 60.0
 UNREACHABLE = {
     "DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/nothing",
     "REDIS_URL": "redis://127.0.0.1:1/0",
@@ -83,6 +84,18 @@ def slow_sandbox() -> Iterator[SandboxHandle]:
         yield handle
 
 
+def _wait_for_a_transfer(sandbox: SandboxHandle, run: subprocess.Popen[str]) -> None:
+    """Return once the run has sent its first card: from then on it is mid-batch."""
+    deadline = time.monotonic() + FIRST_SEND_TIMEOUT_SECONDS
+    with httpx.Client(base_url=sandbox.base_url + "/_sandbox") as control:
+        while not any(
+            card["transfers"] for card in control.get("/ledger").json()["cards"].values()
+        ):
+            assert run.poll() is None, "the run ended before it was interrupted"
+            assert time.monotonic() < deadline, "the run sent no card"
+            time.sleep(0.05)
+
+
 def test_an_interrupted_run_goes_on_with_batch_and_sends_each_card_once(
     tmp_path: Path, slow_sandbox: SandboxHandle
 ) -> None:
@@ -104,7 +117,7 @@ def test_an_interrupted_run_goes_on_with_batch_and_sends_each_card_once(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    time.sleep(4)
+    _wait_for_a_transfer(slow_sandbox, first)
     first.send_signal(signal.SIGINT)
     output, _ = first.communicate(timeout=60)
     assert first.returncode == 1, output

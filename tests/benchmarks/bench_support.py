@@ -391,3 +391,47 @@ class CpuMeter:
 def load_average() -> list[float]:
     """The 1, 5 and 15 minute load averages."""
     return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+
+
+# --- calls per card -----------------------------------------------------------------------
+
+ID_COLLECTIONS = ("accounts", "assets", "asset-transfers")
+"""Path segments after which the next segment is an id (``/api/assets/{id}``)."""
+
+
+def start_sandbox_with(*, port: int, settings: dict[str, str], log_path: Path) -> ServiceProcess:
+    """``python -m distributor sandbox`` in its own process with these SANDBOX_* settings
+    (names without the prefix, e.g. ``{"FAULT_5XX": "0.05"}``) over the defaults, the
+    benchmark's key included."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_")}
+    env["SANDBOX_API_KEYS"] = f"{SANDBOX_KEY}:{SANDBOX_ACCOUNT}"
+    env.update({f"SANDBOX_{name}": value for name, value in settings.items()})
+    args = ["sandbox", "--port", str(port)]
+    process = ServiceProcess(args, env=env, log_path=log_path, ready="Uvicorn running on")
+    return process.start()
+
+
+def endpoint_template(method: str, path: str) -> str:
+    """``GET /api/assets/Ab12`` -> ``GET /api/assets/{id}``: a request's endpoint."""
+    parts = path.strip("/").split("/")
+    if len(parts) >= 3 and parts[0] == "api" and parts[1] in ID_COLLECTIONS:
+        parts[2] = "{id}"
+    return f"{method} /{'/'.join(parts)}"
+
+
+def calls_by_endpoint(requests: Sequence[dict[str, Any]], *, cards: int) -> dict[str, Any]:
+    """How many requests, per card overall and per endpoint; their statuses and faults."""
+    endpoints = Counter(endpoint_template(r["method"], r["path"]) for r in requests)
+    statuses = Counter(str(r["status"]) for r in requests)
+    faults = Counter(str(r["fault"]) for r in requests if r["fault"])
+    per_card = (lambda n: round(n / cards, 3)) if cards else (lambda n: 0.0)
+    return {
+        "calls": len(requests),
+        "callsPerCard": per_card(len(requests)),
+        "byEndpoint": {
+            name: {"calls": count, "perCard": per_card(count)}
+            for name, count in sorted(endpoints.items())
+        },
+        "byStatus": dict(sorted(statuses.items())),
+        "byFault": dict(sorted(faults.items())),
+    }

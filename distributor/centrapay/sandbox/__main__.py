@@ -30,6 +30,8 @@ OPTIONS = {
     "page_size": (int, "items per listing page"),
     "cards": (Path, "card catalogue file (JSON)"),
     "time_scale": (float, "how many times faster than real time the clock runs"),
+    "list_order": (str, "order of every listing: newest (first) or oldest"),
+    "single_call": (str, "true or false: POST /api/external-assets may carry assetTransfer"),
 }
 
 

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from distributor.centrapay.sandbox import control, routes
+from distributor.centrapay.sandbox import control, routes, scripted_faults
 from distributor.centrapay.sandbox.problems import ApiProblem, problem_body
 from distributor.centrapay.sandbox.runtime import Sandbox
 
@@ -43,6 +43,7 @@ def create_app(sandbox: Sandbox) -> FastAPI:
     app.state.sandbox = sandbox
     app.include_router(routes.router)
     app.include_router(control.router)
+    app.include_router(scripted_faults.router)
     app.add_exception_handler(ApiProblem, _problem)
     app.add_exception_handler(RequestValidationError, _malformed)
     app.add_exception_handler(HTTPException, _http_error)

@@ -1,5 +1,6 @@
-"""Control routes (``/_sandbox/...``) for tests and operators: config, ledger, accounts,
-clock, reset. They need no API key: the sandbox listens on loopback only by default.
+"""Control routes (``/_sandbox/...``) for tests and operators: config, ledger, accounts
+(and their history), clock, reset. They need no API key: the sandbox listens on loopback
+only by default.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from distributor.centrapay.sandbox import problems
 from distributor.centrapay.sandbox.clock import iso
 from distributor.centrapay.sandbox.deps import SandboxDep
 from distributor.centrapay.sandbox.models import Account, Asset
-from distributor.centrapay.sandbox.schemas import AccountPatch, ClockAdvance, ConfigPatch
+from distributor.centrapay.sandbox.schemas import (
+    AccountPatch,
+    ClockAdvance,
+    ConfigPatch,
+    HistoryRequest,
+)
 
 router = APIRouter(prefix="/_sandbox")
 
@@ -61,7 +67,7 @@ async def read_account(account_id: str, sandbox: SandboxDep) -> dict[str, Any]:
     """An account's wallet and spend quota."""
     found = sandbox.store.account(account_id)
     if found is None:
-        raise problems.ApiProblem(404, "ACCOUNT_NOT_FOUND")
+        raise problems.ApiProblem(404, problems.ACCOUNT_NOT_FOUND)
     return _account_view(*found)
 
 
@@ -77,8 +83,28 @@ async def change_account(
         quota_usage=_cents(patch.spendQuotaUsage),
     )
     if found is None:
-        raise problems.ApiProblem(404, "ACCOUNT_NOT_FOUND")
+        raise problems.ApiProblem(404, problems.ACCOUNT_NOT_FOUND)
     return _account_view(*found)
+
+
+@router.post("/accounts/{account_id}/history")
+async def add_history(account_id: str, body: HistoryRequest, sandbox: SandboxDep) -> dict[str, Any]:
+    """Give the account many earlier loaded-and-transferred cards at once (not logged)."""
+    made = sandbox.store.add_history(account_id, transfers=body.transfers, claimed=body.claimed)
+    if not body.claimed:
+        for transfer in made:
+            sandbox.lifecycle.started(transfer)
+    return {"accountId": account_id, "transfers": len(made), "claimed": body.claimed}
+
+
+@router.get("/accounts/{account_id}/transfers")
+async def read_sent_transfers(account_id: str, sandbox: SandboxDep) -> dict[str, Any]:
+    """Every transfer the account sent, oldest first, with its card number: for checks."""
+    items = [
+        {"id": t.id, "assetId": t.asset_id, "cardNumber": card, "status": t.status.value}
+        for t, card in sandbox.store.sent_transfers(account_id)
+    ]
+    return {"items": items}
 
 
 @router.get("/clock")

@@ -6,13 +6,15 @@
   the client gives up) and a 504 is sent if the client is still there.
 - ``drop``: applied, then the connection is closed without any HTTP answer.
 
-Only ``/api`` routes are affected; the control routes never are.
+Only ``/api`` routes are affected; the control routes never are. Besides the random
+shares, a test can script the next fault for one endpoint (``POST /_sandbox/faults``):
+scripted faults come first, in order, each used once.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -28,6 +30,19 @@ class Fault(StrEnum):
 SERVER_ERROR_STATUSES = (500, 502, 503)
 
 
+REFUSALS = (Fault.TOO_MANY, Fault.SERVER_ERROR)
+"""Faults that refuse a request before it is applied; the others lose its answer."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScriptedFault:
+    """One fault planned for the next request of ``method`` to a path under ``path``."""
+
+    method: str
+    path: str
+    fault: Fault
+
+
 @dataclass(kw_only=True)
 class FaultConfig:
     """The current fault settings; changed at run time through ``PATCH /_sandbox/config``."""
@@ -38,6 +53,15 @@ class FaultConfig:
     fault_timeout: float = 0.0
     fault_drop: float = 0.0
     timeout_hold_seconds: float = 30.0
+    scripted: list[ScriptedFault] = field(default_factory=list)
+
+    def take_scripted(self, method: str, path: str) -> Fault | None:
+        """The first scripted fault for this request, used up; None when none is left."""
+        for index, planned in enumerate(self.scripted):
+            if planned.method == method and path.startswith(planned.path):
+                del self.scripted[index]
+                return planned.fault
+        return None
 
     def before(self) -> Fault | None:
         """Roll the faults that refuse a request before it is applied."""

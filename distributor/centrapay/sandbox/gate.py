@@ -17,7 +17,7 @@ from typing import Any
 
 from distributor.centrapay.sandbox import problems
 from distributor.centrapay.sandbox.clock import iso
-from distributor.centrapay.sandbox.faults import Fault, server_error_status
+from distributor.centrapay.sandbox.faults import REFUSALS, Fault, server_error_status
 from distributor.centrapay.sandbox.ledger import RequestRecord
 from distributor.centrapay.sandbox.ratelimit import retry_after_header
 from distributor.centrapay.sandbox.runtime import Sandbox
@@ -83,7 +83,11 @@ class Gate:
         faults = sandbox.faults
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
-        refusal = faults.before()
+        scripted = faults.take_scripted(scope["method"], scope["path"])
+        if scripted is None:
+            refusal, loss = faults.before(), faults.after()
+        else:
+            refusal, loss = (scripted, None) if scripted in REFUSALS else (None, scripted)
         if refusal is Fault.TOO_MANY:
             outcome.fault = refusal
             await answer(send, 429, problems.RATE_LIMIT_EXCEEDED, retry_after=INJECTED_RETRY_AFTER)
@@ -105,7 +109,6 @@ class Gate:
             )
             return
         scope[ACCOUNT_SCOPE_KEY] = account_id
-        loss = faults.after()
         if loss is None:
             await self.app(scope, receive, send)
             return

@@ -10,6 +10,9 @@ everyone else              sent at 5 s, claimed at 60 s
 never-claims (see          sent at 5 s, expired at 14 days, returned 60 s later
 ``recipients``)
 =========================  =====================================================
+
+The sender may cancel a transfer while it is ``created`` or ``sent``: it becomes
+``cancelled``, the card is the sender's again, and the later planned changes do nothing.
 """
 
 from __future__ import annotations

@@ -42,10 +42,16 @@ async def get_asset(asset_id: str, sandbox: SandboxDep, account_id: AccountDep) 
 
 @router.get("/accounts/{owner_id}/assets")
 async def list_account_assets(
-    owner_id: str, sandbox: SandboxDep, account_id: AccountDep, page_key: PageKey = None
+    owner_id: str,
+    sandbox: SandboxDep,
+    account_id: AccountDep,
+    page_key: PageKey = None,
+    external_id: Annotated[str | None, Query(alias="externalId")] = None,
 ) -> JSONResponse:
-    """A page of the caller's active assets."""
-    page = sandbox.store.list_assets(account_id=account_id, owner_id=owner_id, page_key=page_key)
+    """A page of the caller's assets, archived ones left out; ``externalId``: that card's."""
+    page = sandbox.store.list_assets(
+        account_id=account_id, owner_id=owner_id, page_key=page_key, external_id=external_id
+    )
     return JSONResponse(_page([asset_view(asset) for asset in page.items], page.next_page_key))
 
 
@@ -73,6 +79,16 @@ async def get_asset_transfer(
     """A transfer the caller sent or received."""
     transfer = sandbox.store.get_transfer(account_id=account_id, transfer_id=transfer_id)
     return JSONResponse(transfer_view(transfer))
+
+
+@router.post("/asset-transfers/{transfer_id}/cancel")
+async def cancel_asset_transfer(
+    transfer_id: str, sandbox: SandboxDep, account_id: AccountDep
+) -> JSONResponse:
+    """Cancel a ``created`` or ``sent`` transfer the caller sent; the card is theirs again."""
+    transfer = sandbox.store.cancel_transfer(account_id=account_id, transfer_id=transfer_id)
+    sandbox.lifecycle.notify(transfer)
+    return JSONResponse(transfer_view(transfer, mask_recipient=True))
 
 
 @router.get("/asset-transfers")

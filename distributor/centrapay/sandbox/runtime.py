@@ -10,6 +10,7 @@ from distributor.centrapay.sandbox.clock import SimClock
 from distributor.centrapay.sandbox.faults import FaultConfig
 from distributor.centrapay.sandbox.ledger import Ledger
 from distributor.centrapay.sandbox.lifecycle import Lifecycle
+from distributor.centrapay.sandbox.paging import ListOrder
 from distributor.centrapay.sandbox.ratelimit import RateLimiter
 from distributor.centrapay.sandbox.schemas import ConfigPatch
 from distributor.centrapay.sandbox.state import Store
@@ -67,6 +68,8 @@ class Sandbox:
         self.store.reset()
         self.limiter.configure(rate=self.settings.rate_limit, burst=self.settings.rate_burst)
         self.faults = initial_faults(self.settings)
+        self.store.list_order = ListOrder(self.settings.list_order)
+        self.store.single_call = self.settings.single_call
 
     def configure(self, patch: ConfigPatch) -> None:
         """Change the run-time knobs given in ``patch``; the others stay as they are."""
@@ -84,6 +87,10 @@ class Sandbox:
             )
         if patch.timeScale is not None:
             self.clock.set_scale(patch.timeScale)
+        if patch.listOrder is not None:
+            self.store.list_order = ListOrder(patch.listOrder)
+        if patch.singleCall is not None:
+            self.store.single_call = patch.singleCall
 
     def config_view(self) -> dict[str, Any]:
         """The run-time knobs, as ``GET /_sandbox/config`` shows them."""
@@ -98,6 +105,8 @@ class Sandbox:
             "faultDrop": faults.fault_drop,
             "timeoutHoldSeconds": faults.timeout_hold_seconds,
             "timeScale": self.clock.scale,
+            "listOrder": self.store.list_order.value,
+            "singleCall": self.store.single_call,
         }
 
 
@@ -117,6 +126,8 @@ def build_sandbox(settings: SandboxSettings) -> Sandbox:
         ledger=ledger,
         clock=clock,
         page_size=settings.page_size,
+        list_order=ListOrder(settings.list_order),
+        single_call=settings.single_call,
     )
     webhooks = Webhooks()
     return Sandbox(

@@ -13,6 +13,8 @@ from distributor.constants import MESSAGE_MAX_CHARS, NZ_COUNTRY_CODE
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 
+HISTORY_MAX_TRANSFERS = 1_000_000
+
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Cents = Annotated[str, StringConstraints(pattern=r"^[1-9]\d{0,14}$")]
 Message = Annotated[str, StringConstraints(max_length=MESSAGE_MAX_CHARS)]
@@ -60,6 +62,7 @@ class AssetTransferRequest(_Body):
     recipientAlias: Alias
     message: Message | None = None
     senderName: NonEmpty | None = None
+    notifyUrl: Url | None = None
 
 
 class LoadAssetRequest(_Body):
@@ -102,6 +105,8 @@ class ConfigPatch(_Body):
     fault429: float | None = Field(default=None, ge=0, le=1)
     timeoutHoldSeconds: float | None = Field(default=None, gt=0)
     timeScale: float | None = Field(default=None, gt=0)
+    listOrder: Literal["newest", "oldest"] | None = None
+    singleCall: bool | None = None
 
 
 class AccountPatch(_Body):
@@ -110,6 +115,15 @@ class AccountPatch(_Body):
     walletBalance: Annotated[str, StringConstraints(pattern=r"^\d{1,15}$")] | None = None
     spendQuotaLimit: Annotated[str, StringConstraints(pattern=r"^\d{1,15}$")] | None = None
     spendQuotaUsage: Annotated[str, StringConstraints(pattern=r"^\d{1,15}$")] | None = None
+
+
+class HistoryRequest(_Body):
+    """Body of ``POST /_sandbox/accounts/{accountId}/history``."""
+
+    model_config = ConfigDict(strict=False, extra="forbid", frozen=True)
+
+    transfers: int = Field(ge=0, le=HISTORY_MAX_TRANSFERS)
+    claimed: bool = True
 
 
 class ClockAdvance(_Body):

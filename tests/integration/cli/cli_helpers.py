@@ -73,6 +73,7 @@ def store_batch(
                 row.error_code = group.error_code
                 row.transfer_status = group.transfer_status
                 row.sent_at = now if group.state == RowState.SENT else None
+                row.transfer_id = f"transfer-{line}" if group.state == RowState.SENT else None
         batch.total_rows = line
         return batch.id
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 
-from sqlalchemy import update
+import pytest
+import redis
+from sqlalchemy import select, update
 
+from distributor.broker import RedisQueueWatch
 from distributor.config import Settings
-from distributor.constants import RowState
+from distributor.constants import CELERY_QUEUE, QUEUE_SENTINEL_KEY, RowState
 from distributor.db import session_scope
 from distributor.models import Row
 from distributor.pipeline.clock import utcnow
@@ -22,9 +25,28 @@ class RecordingQueue:
 
     def __init__(self) -> None:
         self.rows: list[tuple[int, int]] = []
+        self.urgent: list[tuple[int, int]] = []
 
-    def submit(self, rows: Sequence[tuple[int, int]], *, countdown: float = 0.0) -> None:
+    def submit(
+        self, rows: Sequence[tuple[int, int]], *, countdown: float = 0.0, urgent: bool = False
+    ) -> None:
         self.rows.extend(rows)
+        if urgent:
+            self.urgent.extend(rows)
+
+
+@pytest.fixture
+def watch(redis_url: str) -> Iterator[RedisQueueWatch]:
+    """The real watch on the test Redis, whose queue is intact (rebuilt before)."""
+    redis.Redis.from_url(redis_url).set(QUEUE_SENTINEL_KEY, "intact")
+    watch = RedisQueueWatch(redis_url)
+    yield watch
+    watch.close()
+
+
+def _queue_holds_a_message(redis_url: str) -> None:
+    """Something waits in the row queue (what it is does not matter to the sweeper)."""
+    redis.Redis.from_url(redis_url).lpush(CELERY_QUEUE, "a message of another row")
 
 
 def _in_flight_row(settings: Settings, *, lease_ago: float, enqueued_ago: float) -> int:
@@ -46,27 +68,128 @@ def _in_flight_row(settings: Settings, *, lease_ago: float, enqueued_ago: float)
         return row.id
 
 
-def test_a_row_whose_lease_ran_out_is_requeued_once_per_expiry(settings: Settings) -> None:
+def test_a_row_whose_lease_ran_out_is_requeued_once_per_expiry(
+    settings: Settings, watch: RedisQueueWatch
+) -> None:
     row_id = _in_flight_row(settings, lease_ago=5, enqueued_ago=60)
+    _queue_holds_a_message(settings.redis_url)
     first, second = RecordingQueue(), RecordingQueue()
-    sweep(database_url=settings.database_url, queue=first, queue_is_empty=False)
-    sweep(database_url=settings.database_url, queue=second, queue_is_empty=False)
+    sweep(database_url=settings.database_url, queue=first, watch=watch)
+    sweep(database_url=settings.database_url, queue=second, watch=watch)
     assert [row for row, _ in first.rows] == [row_id]
+    assert first.urgent == first.rows, "a dead worker's row goes ahead of the backlog"
     assert second.rows == [], "requeued again while its message may still be queued"
 
 
 def test_an_expired_row_whose_requeue_message_was_lost_is_requeued_again(
-    settings: Settings,
+    settings: Settings, watch: RedisQueueWatch
 ) -> None:
     lost_long_ago = REQUEUE_AFTER_SECONDS + 60
     row_id = _in_flight_row(settings, lease_ago=lost_long_ago + 30, enqueued_ago=lost_long_ago)
     queue = RecordingQueue()
-    sweep(database_url=settings.database_url, queue=queue, queue_is_empty=True)
+    sweep(database_url=settings.database_url, queue=queue, watch=watch)
     assert [row for row, _ in queue.rows] == [row_id]
 
 
-def test_an_expired_row_requeued_moments_ago_is_left_to_its_message(settings: Settings) -> None:
+def test_an_expired_row_requeued_moments_ago_is_left_to_its_message(
+    settings: Settings, watch: RedisQueueWatch
+) -> None:
     _in_flight_row(settings, lease_ago=20, enqueued_ago=1)
     queue = RecordingQueue()
-    sweep(database_url=settings.database_url, queue=queue, queue_is_empty=True)
+    sweep(database_url=settings.database_url, queue=queue, watch=watch)
     assert queue.rows == []
+
+
+def _waiting_rows(settings: Settings, count: int, *, enqueued_ago: float, wait: float = 0) -> None:
+    """``count`` pending rows enqueued ``enqueued_ago`` seconds ago, due in ``wait`` seconds."""
+    now = utcnow()
+    vault = vault_from_settings(settings)
+    with session_scope(settings.database_url) as session:
+        batch = make_batch(session)
+        for index in range(count):
+            make_row(
+                session,
+                batch=batch,
+                vault=vault,
+                card_number=f"2340660{index:04d}",
+                line_no=index + 1,
+            )
+        session.execute(
+            update(Row)
+            .where(Row.batch_id == batch.id)
+            .values(
+                enqueued_at=now - timedelta(seconds=enqueued_ago),
+                not_before=(now + timedelta(seconds=wait)) if wait else None,
+            )
+        )
+
+
+def test_a_redis_that_lost_its_data_has_every_waiting_row_sent_again_at_the_next_sweep(
+    settings: Settings, watch: RedisQueueWatch
+) -> None:
+    # Enqueued a moment ago, and messages of other rows still queued: only the missing
+    # sentinel tells that Redis lost these rows' messages.
+    _waiting_rows(settings, 3, enqueued_ago=1)
+    redis.Redis.from_url(settings.redis_url).flushdb()
+    _queue_holds_a_message(settings.redis_url)
+    rebuild, after = RecordingQueue(), RecordingQueue()
+    report = sweep(database_url=settings.database_url, queue=rebuild, watch=watch)
+    sweep(database_url=settings.database_url, queue=after, watch=watch)
+    assert (len(rebuild.rows), report.forgotten) == (3, 3)
+    assert after.rows == [], "a second sweep sent the rebuilt rows again"
+
+
+def test_a_row_waiting_out_a_backoff_when_redis_lost_its_data_is_sent_when_due(
+    settings: Settings, watch: RedisQueueWatch
+) -> None:
+    _waiting_rows(settings, 1, enqueued_ago=1, wait=60)
+    redis.Redis.from_url(settings.redis_url).flushdb()
+    _queue_holds_a_message(settings.redis_url)
+    early = RecordingQueue()
+    sweep(database_url=settings.database_url, queue=early, watch=watch)
+    assert early.rows == [], "sent before its wait was over"
+    with session_scope(settings.database_url) as session:
+        session.execute(update(Row).values(not_before=utcnow() - timedelta(seconds=1)))
+    due = RecordingQueue()
+    sweep(database_url=settings.database_url, queue=due, watch=watch)
+    assert len(due.rows) == 1
+
+
+def test_an_intact_queue_is_not_rebuilt(settings: Settings, watch: RedisQueueWatch) -> None:
+    _waiting_rows(settings, 2, enqueued_ago=1)
+    _queue_holds_a_message(settings.redis_url)
+    queue = RecordingQueue()
+    report = sweep(database_url=settings.database_url, queue=queue, watch=watch)
+    assert (queue.rows, report.forgotten) == ([], 0)
+
+
+def test_a_rebuild_claimed_by_another_sweeper_is_left_to_it(
+    settings: Settings, watch: RedisQueueWatch
+) -> None:
+    _waiting_rows(settings, 2, enqueued_ago=1)
+    redis.Redis.from_url(settings.redis_url).flushdb()
+    assert watch.claim_rebuild(), "the first sweeper to ask rebuilds"
+    assert not watch.claim_rebuild(), "a second one at the same time does not"
+
+
+def test_a_failed_submit_leaves_the_rows_to_the_next_sweep(
+    settings: Settings, watch: RedisQueueWatch
+) -> None:
+    _waiting_rows(settings, 2, enqueued_ago=1)
+    with session_scope(settings.database_url) as session:
+        session.execute(update(Row).values(enqueued_at=None))
+
+    class Refusing(RecordingQueue):
+        def submit(
+            self, rows: Sequence[tuple[int, int]], *, countdown: float = 0.0, urgent: bool = False
+        ) -> None:
+            raise redis.ConnectionError("Redis is down")
+
+    with pytest.raises(redis.ConnectionError):
+        sweep(database_url=settings.database_url, queue=Refusing(), watch=watch)
+    with session_scope(settings.database_url) as session:
+        marked = list(session.scalars(select(Row.enqueued_at).where(Row.enqueued_at.is_not(None))))
+    assert marked == [], "rows marked enqueued although no message went out"
+    queue = RecordingQueue()
+    sweep(database_url=settings.database_url, queue=queue, watch=watch)
+    assert len(queue.rows) == 2

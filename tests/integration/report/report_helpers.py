@@ -33,6 +33,14 @@ SECRETS = (*PHONES, *(phone[1:] for phone in PHONES), EMAIL, "alice.smith", *CAR
 """Clear values stored for the seeded batch: none may appear in a report."""
 
 
+DELIVERY = {
+    "pending": "",
+    "sent": "transferred",
+    "failed": "not transferred",
+    "invalid": "not transferred",
+}
+
+
 def _line(line: str, recipient: str, card: str, state: str, **cells: str) -> dict[str, str]:
     blank = dict.fromkeys(
         ("asset_id", "transfer_id", "transfer_status", "error_code", "error_detail"), ""
@@ -43,6 +51,7 @@ def _line(line: str, recipient: str, card: str, state: str, **cells: str) -> dic
         "recipient": recipient,
         "card": card,
         "state": state,
+        "delivery": DELIVERY[state],
         **blank,
         "attempts": "0",
         **times,
@@ -86,6 +95,7 @@ EXPECTED = [
         "'+64*****0005",
         "*******00005",
         "failed",
+        delivery="unknown: an answer was lost",
         error_code="SERVER_ERROR",
         error_detail="'" + AT_FORMULA,
         attempts="5",
@@ -179,6 +189,7 @@ def seed_batch(settings: Settings) -> int:
             message="=cmd|' /C calc'!A0",
             error_code="SERVER_ERROR",
             error_detail=AT_FORMULA,
+            ambiguous=True,
             **{**failed, "load_attempts": 5},
         )
         _add(

@@ -43,6 +43,22 @@ def test_the_report_has_one_masked_line_per_row_in_line_order(
     assert without_database_times(parse(text)) == EXPECTED
 
 
+def test_a_card_known_transferred_whose_transfer_id_was_lost_says_so(
+    settings: Settings,
+) -> None:
+    with session_scope(settings.database_url) as session:
+        batch = make_batch(session)
+        session.execute(
+            insert(Row).values(
+                batch_id=batch.id, line_no=1, state=RowState.SENT, asset_id="asset-a9"
+            )
+        )
+        batch_id = batch.id
+    text, _ = _report(settings, batch_id)
+    (line,) = parse(text)
+    assert (line["delivery"], line["transfer_id"]) == ("transferred, transfer id pending", "")
+
+
 def test_every_row_has_its_creation_and_update_time_in_utc(
     settings: Settings, batch_id: int
 ) -> None:

@@ -54,6 +54,31 @@ def load(client: httpx.Client, card_number: str, **extra: Any) -> dict[str, Any]
     return dict(response.json())
 
 
+def send(
+    client: httpx.Client, asset_id: str, alias: str = BOB_PHONE, **extra: Any
+) -> httpx.Response:
+    """POST a transfer of ``asset_id`` to ``alias`` (Bob by default)."""
+    return client.post(
+        "/api/asset-transfers", json={"assetId": asset_id, "recipientAlias": alias, **extra}
+    )
+
+
+def advance(control: httpx.Client, seconds: float) -> None:
+    """Jump the sandbox's clock forward and apply what is due."""
+    control.post("/_sandbox/clock/advance", json={"seconds": seconds}).raise_for_status()
+
+
+def walk_pages(client: httpx.Client, path: str, **params: str) -> list[list[dict[str, Any]]]:
+    """Every page of a listing, following nextPageKey."""
+    pages = []
+    while True:
+        answer = client.get(path, params=params).json()
+        pages.append(answer["items"])
+        if "nextPageKey" not in answer:
+            return pages
+        params["pageKey"] = answer["nextPageKey"]
+
+
 class WebhookReceiver:
     """A real HTTP server on a loopback port that keeps every JSON body POSTed to it."""
 

@@ -1,5 +1,5 @@
-"""Getting, listing (page by page, active only) and archiving assets; each account sees
-only its own."""
+"""Getting, listing (page by page, archived ones left out) and archiving assets; each
+account sees only its own."""
 
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ def test_an_accounts_assets_come_page_by_page_until_no_next_page_key(api: httpx.
     assert loaded < set(ids)
 
 
-def test_the_listing_shows_only_active_assets(api: httpx.Client) -> None:
+def test_the_listing_leaves_out_archived_assets_and_shows_pending_transfers_as_transferred(
+    api: httpx.Client,
+) -> None:
     kept = load(api, "60000000001")
     archived = load(api, "60000000002")
     sent = load(api, "60000000003")
@@ -47,10 +49,12 @@ def test_the_listing_shows_only_active_assets(api: httpx.Client) -> None:
     api.post(
         "/api/asset-transfers", json={"assetId": sent["id"], "recipientAlias": "+64221231234"}
     ).raise_for_status()
-    giftcards = [
-        item["id"] for item in api.get(ASSETS).json()["items"] if item["category"] == "giftcard"
-    ]
-    assert giftcards == [kept["id"]]
+    giftcards = {
+        item["id"]: item["status"]
+        for item in api.get(ASSETS).json()["items"]
+        if item["category"] == "giftcard"
+    }
+    assert giftcards == {kept["id"]: "active", sent["id"]: "transferred"}
 
 
 def test_a_page_key_that_is_not_the_sandboxs_is_a_400(api: httpx.Client) -> None:

@@ -23,6 +23,8 @@ def test_the_config_starts_from_the_settings_and_changes_at_run_time(
         "faultDrop": 0.0,
         "timeoutHoldSeconds": 30.0,
         "timeScale": 1.0,
+        "listOrder": "newest",
+        "singleCall": True,
     }
     changed = control.patch("/_sandbox/config", json={"fault5xx": 0.25, "rateLimit": 50}).json()
     assert (changed["fault5xx"], changed["rateLimit"], changed["faultDrop"]) == (0.25, 50, 0)

@@ -47,7 +47,7 @@ def forbidden(code: str) -> dict[str, Any]:
             "assetTransfer.message",
         ),
         (
-            {"assetTransfer": {"recipientAlias": "+64221231234", "notifyUrl": "http://x"}},
+            {"assetTransfer": {"recipientAlias": "+64221231234", "notifyUrl": "ftp://x/hook"}},
             "assetTransfer.notifyUrl",
         ),
     ],

@@ -156,7 +156,7 @@ def test_a_wallet_transfer_above_the_balance_is_refused(
     assert send(api, wallet_id).status_code == 400
 
 
-def test_sent_transfers_come_page_by_page(api: httpx.Client) -> None:
+def test_sent_transfers_come_page_by_page_newest_first(api: httpx.Client) -> None:
     created = [send(api, load(api, f"6000000{n:04d}")["id"]).json()["id"] for n in range(7)]
     params = {"senderAccountId": DOC_ACCOUNT}
     seen: list[str] = []
@@ -169,7 +169,7 @@ def test_sent_transfers_come_page_by_page(api: httpx.Client) -> None:
             break
         params["pageKey"] = answer["nextPageKey"]
     assert sizes == [PAGE_SIZE, PAGE_SIZE, 1]
-    assert seen == created
+    assert seen == created[::-1]
 
 
 def test_received_transfers_are_listed_for_the_recipient_only(

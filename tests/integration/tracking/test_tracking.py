@@ -90,7 +90,9 @@ STATUS_MOVES = [
     ("claimed", "returned", "claimed"),
     ("returned", "claimed", "returned"),
     ("returned", "expired", "returned"),
-    ("sent", "cancelled", "sent"),
+    ("sent", "cancelled", "cancelled"),
+    ("cancelled", "sent", "cancelled"),
+    ("sent", "not-a-status", "sent"),
     ("sent", None, "sent"),
 ]
 
@@ -238,4 +240,5 @@ def test_a_batch_summary_counts_its_sent_rows_by_transfer_status(settings: Setti
         "claimed": 2,
         "expired": 0,
         "returned": 1,
+        "cancelled": 0,
     }

@@ -126,4 +126,5 @@ def test_a_batch_shows_its_sent_rows_by_transfer_status(
         "claimed": 1,
         "expired": 0,
         "returned": 1,
+        "cancelled": 0,
     }

@@ -10,8 +10,9 @@ from typing import Any, cast
 import redis
 from sqlalchemy import update
 
+from distributor.centrapay.client import TransferOrder
 from distributor.config import Settings
-from distributor.constants import CELERY_QUEUE, RowState
+from distributor.constants import CONTROL_QUEUE, RowState
 from distributor.db import session_scope
 from distributor.models import Batch, Row
 from distributor.pipeline import tracking
@@ -47,7 +48,7 @@ def stored_row(
             card_number=card,
             state=state,
         )
-        row.transfer_id = transfer_id
+        row.transfer_id = transfer_id if transfer_id or state != RowState.SENT else f"T-{card}"
         row.transfer_status = status
         row.sent_at = None if sent_ago is None else now - sent_ago
         row.transfer_checked_at = None if checked_ago is None else now - checked_ago
@@ -62,17 +63,15 @@ def send_card(ctx: PipelineContext, settings: Settings, *, card: str, recipient:
         card_number=card,
         pin="1234",
         description=None,
-        idempotency_key=f"{card}-load",
-    )
-    transfer = ctx.client.create_transfer(
-        asset_id=asset.id,
+    ).asset
+    order = TransferOrder(
         recipient_alias=recipient,
         message=None,
         sender_name=None,
         description=None,
         notify_url=None,
-        idempotency_key=f"{card}-transfer",
     )
+    transfer = ctx.client.create_transfer(asset_id=asset.id, order=order)
     row_id = stored_row(settings, card=card, transfer_id=transfer.id, status=transfer.status)
     with session_scope(settings.database_url) as session:
         session.execute(update(Row).where(Row.id == row_id).values(asset_id=asset.id))
@@ -103,10 +102,10 @@ def checked_at(settings: Settings, row_id: int) -> datetime | None:
 
 
 def queued_tasks(redis_url: str) -> list[tuple[str, dict[str, Any]]]:
-    """(task name, kwargs) of every message waiting in the Celery queue, oldest first."""
+    """(task name, kwargs) of every message waiting in the control queue, oldest first."""
     client = redis.Redis.from_url(redis_url)
     try:
-        raw = cast(list[bytes], client.lrange(CELERY_QUEUE, 0, -1))
+        raw = cast(list[bytes], client.lrange(CONTROL_QUEUE, 0, -1))
     finally:
         client.close()
     tasks = []

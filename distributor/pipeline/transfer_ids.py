@@ -1,0 +1,218 @@
+"""Transfer ids whose answers were lost, found by one shared, incremental, bounded sync.
+
+A row whose card is known to be transferred but whose transfer id was in a lost answer is
+``sent`` with ``transfer_id`` NULL (``Row.transfer_id_pending``). Centrapay has no lookup
+of a transfer by asset, so this module keeps a mirror of the account's sent-transfers
+listing (``sent_transfers``) and fills those rows in from it. One run serves every
+pending row at once, reads at most ``max_pages`` pages, and makes no call at all while no
+row is pending: the cost never grows per row, nor with the history a row must wait behind.
+
+The listing's order is not documented, so the sync reads it from the ``createdAt`` of the
+first page and keeps both ends covered:
+
+- head (newest first: new transfers come at the front): read from the first page until a
+  page holds a transfer already mirrored, every pending row is matched, or the listing
+  ends. Skipped once the order is known to be oldest first.
+- tail: go on from the page key where the last walk stopped, saving the key as it goes,
+  while rows are still unmatched. Oldest first, that is where new transfers come; newest
+  first, it is the older part of the listing no walk has reached yet (a row may learn it
+  was transferred a while after its transfer was made). Either way each page is read
+  about once per account, not once per row, and a long history is walked only as far as
+  a pending row needs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from distributor.centrapay.client import CentrapayClient, Transfer, TransfersPage
+from distributor.constants import RowState
+from distributor.db import session_scope
+from distributor.errors import DistributorError
+from distributor.models import CentrapayAccount, Row, SentTransfer
+from distributor.pipeline.clock import utcnow
+from distributor.pipeline.single_call import upsert_account
+
+logger = logging.getLogger(__name__)
+
+SYNC_MAX_PAGES = 20
+"""Pages one run may read (2,000 transfers at Centrapay's page size of 100)."""
+PENDING_MAX_ROWS = 10_000
+NEWEST_FIRST = "newest"
+OLDEST_FIRST = "oldest"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncReport:
+    """What one run did: pages read, rows whose transfer id it filled in, rows still pending."""
+
+    pages: int
+    resolved: int
+    pending: int
+
+
+def pending_asset_ids(session: Session) -> set[str]:
+    """Assets of sent rows whose transfer id is not known yet."""
+    query = (
+        select(Row.asset_id)
+        .where(Row.state == RowState.SENT, Row.transfer_id.is_(None), Row.asset_id.is_not(None))
+        .limit(PENDING_MAX_ROWS)
+    )
+    return {asset_id for asset_id in session.scalars(query) if asset_id}
+
+
+def sync_transfer_ids(
+    *, database_url: str, client: CentrapayClient, max_pages: int = SYNC_MAX_PAGES
+) -> SyncReport:
+    """Read what the listing has that the mirror lacks, then fill pending rows in from it.
+
+    Stops early, keeping what it read, at the first error of the client (no token soon
+    enough, Centrapay down): the next run goes on.
+    """
+    with session_scope(database_url) as session:
+        pending = pending_asset_ids(session)
+        if not pending:
+            return SyncReport(pages=0, resolved=0, pending=0)
+        upsert_account(session, client.account_id)
+        account = session.get_one(CentrapayAccount, client.account_id)
+        order, tail_key = account.transfers_order, account.transfers_tail_key
+    walk = _Walk(database_url=database_url, client=client, pending=pending, budget=max_pages)
+    try:
+        # Before the first walk, the tail starts at the first page: it is the head too.
+        if order != OLDEST_FIRST and (order is not None or tail_key is not None):
+            order = walk.head() or order
+        tail_key = walk.tail(tail_key)
+    except DistributorError as error:
+        logger.info("transfer-id sync stopped after %d pages: %s", walk.pages, error)
+    with session_scope(database_url) as session:
+        session.execute(
+            update(CentrapayAccount)
+            .where(CentrapayAccount.account_id == client.account_id)
+            .values(
+                transfers_order=order or walk.order,
+                transfers_tail_key=tail_key,
+                transfers_synced_at=utcnow(),
+            )
+        )
+        resolved = fill_in_transfer_ids(session)
+        left = len(pending_asset_ids(session))
+    if resolved:
+        logger.info("transfer-id sync: %d rows got their transfer id", resolved)
+    return SyncReport(pages=walk.pages, resolved=resolved, pending=left)
+
+
+class _Walk:
+    """One run's reading of the listing: pages stored as read, within a page budget."""
+
+    def __init__(
+        self, *, database_url: str, client: CentrapayClient, pending: set[str], budget: int
+    ) -> None:
+        self._database_url = database_url
+        self._client = client
+        self._missing = set(pending)
+        self._budget = budget
+        self.pages = 0
+        self.order: str | None = None
+
+    def head(self) -> str | None:
+        """Read from the first page; the order the first page showed, if it showed one."""
+        page_key: str | None = None
+        while self._missing and self.pages < self._budget:
+            page = self._read(page_key)
+            seen_before = self._store(page)
+            if self.order == OLDEST_FIRST or seen_before or page.next_page_key is None:
+                break
+            page_key = page.next_page_key
+        return self.order
+
+    def tail(self, page_key: str | None) -> str | None:
+        """Walk from ``page_key`` while rows are unmatched; the key to go on from next time
+        (at the listing's end, the key of its last page, which may still grow)."""
+        while self._missing and self.pages < self._budget:
+            page = self._read(page_key)
+            self._store(page)
+            if page.next_page_key is None:
+                break
+            page_key = page.next_page_key
+        return page_key
+
+    def _read(self, page_key: str | None) -> TransfersPage:
+        page = self._client.sent_transfers_page(page_key)
+        self.pages += 1
+        if self.order is None and page_key is None:
+            self.order = _order_of(page.transfers)
+        return page
+
+    def _store(self, page: TransfersPage) -> bool:
+        """Mirror the page; True when it held a transfer mirrored before."""
+        if not page.transfers:
+            return False
+        ids = [transfer.id for transfer in page.transfers]
+        with session_scope(self._database_url) as session:
+            known = set(
+                session.scalars(
+                    select(SentTransfer.transfer_id).where(SentTransfer.transfer_id.in_(ids))
+                )
+            )
+            _upsert_transfers(session, self._client.account_id, page.transfers)
+        self._missing -= {transfer.asset_id for transfer in page.transfers}
+        return bool(known)
+
+
+def _order_of(transfers: list[Transfer]) -> str | None:
+    stamps = [transfer.created_at for transfer in transfers if transfer.created_at]
+    if len(stamps) < 2 or stamps[0] == stamps[-1]:
+        return None
+    return NEWEST_FIRST if stamps[0] > stamps[-1] else OLDEST_FIRST
+
+
+def _upsert_transfers(session: Session, account_id: str, transfers: list[Transfer]) -> None:
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(SentTransfer).values(
+        [
+            {
+                "transfer_id": transfer.id,
+                "account_id": account_id,
+                "asset_id": transfer.asset_id,
+                "status": transfer.status,
+                "created_at": transfer.created_at,
+            }
+            for transfer in transfers
+        ]
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["transfer_id"], set_={"status": statement.excluded.status}
+        )
+    )
+
+
+def fill_in_transfer_ids(session: Session) -> int:
+    """Give each pending row the newest mirrored transfer of its asset; how many got one."""
+    newest = (
+        select(SentTransfer)
+        .where(SentTransfer.asset_id == Row.asset_id)
+        .order_by(SentTransfer.created_at.desc())
+        .limit(1)
+        .correlate(Row)
+    )
+    statement = (
+        update(Row)
+        .where(
+            Row.state == RowState.SENT,
+            Row.transfer_id.is_(None),
+            exists().where(SentTransfer.asset_id == Row.asset_id),
+        )
+        .values(
+            transfer_id=newest.with_only_columns(SentTransfer.transfer_id).scalar_subquery(),
+            transfer_status=newest.with_only_columns(SentTransfer.status).scalar_subquery(),
+            updated_at=func.now(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(statement).rowcount  # type: ignore[attr-defined, no-any-return]

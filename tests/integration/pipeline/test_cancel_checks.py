@@ -1,0 +1,120 @@
+"""A cancelled batch never calls a row cancelled whose card may have been delivered: rows
+in flight or with an ambiguous last call are looked up first, and end sent or cancelled."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+from sqlalchemy import update
+
+from distributor.broker import RedisQueueWatch
+from distributor.centrapay.client import TransferOrder
+from distributor.centrapay.sandbox.server import SandboxHandle
+from distributor.config import Settings
+from distributor.constants import QUEUE_SENTINEL_KEY
+from distributor.db import session_scope
+from distributor.models import Batch, Row
+from distributor.pipeline.clock import utcnow
+from distributor.pipeline.context import PipelineContext, build_context
+from distributor.pipeline.steps import advance_row
+from distributor.pipeline.sweeper import sweep
+from distributor.ratelimit.local import LocalTokenBucket
+from tests.integration.pipeline.recovery_helpers import api_calls, read_row, stored_row
+from tests.integration.pipeline.test_sweeper import RecordingQueue
+
+CARD = "23409800001"
+ORDER = TransferOrder(
+    recipient_alias="+64221231234",
+    message=None,
+    sender_name=None,
+    description=None,
+    notify_url=None,
+)
+
+
+@pytest.fixture
+def ctx(settings: Settings, sandbox: SandboxHandle) -> Iterator[PipelineContext]:
+    bucket = LocalTokenBucket(rate_per_second=1000, burst=100)
+    context = build_context(settings, bucket=bucket, base_url=sandbox.base_url)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def watch(redis_url: str) -> Iterator[RedisQueueWatch]:
+    redis.Redis.from_url(redis_url).set(QUEUE_SENTINEL_KEY, "intact")
+    watch = RedisQueueWatch(redis_url)
+    yield watch
+    watch.close()
+
+
+def _cancelled_row(settings: Settings, **values: object) -> int:
+    row_id = stored_row(settings, CARD)
+    with session_scope(settings.database_url) as session:
+        session.execute(update(Row).where(Row.id == row_id).values(**values))
+        batch_id = session.get_one(Row, row_id).batch_id
+        session.execute(update(Batch).where(Batch.id == batch_id).values(state="cancelled"))
+    return row_id
+
+
+def _sweep_and_run(settings: Settings, ctx: PipelineContext, watch: RedisQueueWatch) -> list[int]:
+    queue = RecordingQueue()
+    sweep(database_url=settings.database_url, queue=queue, watch=watch)
+    for row_id, _ in queue.urgent:
+        assert advance_row(ctx, row_id) is None
+    return [row_id for row_id, _ in queue.urgent]
+
+
+def test_a_row_left_in_flight_by_a_dead_worker_whose_card_went_ends_sent(
+    settings: Settings, ctx: PipelineContext, watch: RedisQueueWatch, control: httpx.Client
+) -> None:
+    ctx.client.load_giftcard(
+        asset_type="epay.nzd.test",
+        issuer="ezipay",
+        card_number=CARD,
+        pin="1234",
+        description=None,
+        transfer=ORDER,
+    )
+    row_id = _cancelled_row(settings, state="loading", lease_until=utcnow())
+    assert _sweep_and_run(settings, ctx, watch) == [row_id]
+    row = read_row(settings, row_id)
+    assert (row.state, row.transfer_id_pending, row.ambiguous) == ("sent", True, False)
+    assert api_calls(control)[1:] == ["GET /api/accounts/{id}/assets"]
+
+
+def test_an_ambiguous_waiting_row_whose_card_never_went_ends_cancelled_and_not_unknown(
+    settings: Settings, ctx: PipelineContext, watch: RedisQueueWatch, control: httpx.Client
+) -> None:
+    row_id = _cancelled_row(settings, state="pending", ambiguous=True, error_code="TIMEOUT")
+    assert _sweep_and_run(settings, ctx, watch) == [row_id]
+    row = read_row(settings, row_id)
+    assert (row.state, row.ambiguous, row.asset_id) == ("cancelled", False, None)
+    assert api_calls(control) == ["GET /api/accounts/{id}/assets"]
+
+
+def test_a_loaded_row_whose_transfer_answer_was_lost_and_not_applied_ends_cancelled_with_its_asset(
+    settings: Settings, ctx: PipelineContext, watch: RedisQueueWatch, control: httpx.Client
+) -> None:
+    loaded = ctx.client.load_giftcard(
+        asset_type="epay.nzd.test", issuer="ezipay", card_number=CARD, pin="1234", description=None
+    )
+    row_id = _cancelled_row(
+        settings, state="loaded", asset_id=loaded.asset.id, ambiguous=True, pin_enc=None
+    )
+    assert _sweep_and_run(settings, ctx, watch) == [row_id]
+    row = read_row(settings, row_id)
+    assert (row.state, row.asset_id, row.ambiguous) == ("cancelled", loaded.asset.id, False)
+    assert api_calls(control)[1:] == ["GET /api/assets/{id}"]
+
+
+def test_rows_known_not_sent_are_cancelled_at_once_without_a_call(
+    settings: Settings, ctx: PipelineContext, watch: RedisQueueWatch, control: httpx.Client
+) -> None:
+    row_id = _cancelled_row(settings, state="pending")
+    assert _sweep_and_run(settings, ctx, watch) == []
+    assert read_row(settings, row_id).state == "cancelled"
+    assert api_calls(control) == []

@@ -1,0 +1,467 @@
+"""One call per card, and O(1) calls to find out what a lost answer did, on a real sandbox.
+
+Each case scripts the sandbox's next fault for one endpoint, runs the row with
+``advance_row`` (what every worker runs) and counts the requests the sandbox received.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from distributor.centrapay.client import TransferOrder
+from distributor.centrapay.sandbox.server import SandboxHandle
+from distributor.config import Settings
+from distributor.db import session_scope
+from distributor.models import Row
+from distributor.pipeline import batch_control, transitions
+from distributor.pipeline.clock import utcnow
+from distributor.pipeline.context import PipelineContext, build_context
+from distributor.pipeline.single_call import TWO_STEP_NOTICE
+from distributor.pipeline.steps import advance_row
+from distributor.pipeline.transfer_ids import SYNC_MAX_PAGES, sync_transfer_ids
+from distributor.ratelimit.local import LocalTokenBucket
+from distributor.vault import vault_from_settings
+from tests.conftest import SANDBOX_KEY
+from tests.integration.pipeline.recovery_helpers import (
+    api_calls,
+    calls_by_endpoint,
+    card_ledger,
+    plan_fault,
+    read_batch,
+    read_row,
+    run_to_rest,
+    sandbox_transfer,
+    stored_row,
+)
+
+LOAD = "POST /api/external-assets"
+FIND_CARD = "GET /api/accounts/{id}/assets"
+GET_ASSET = "GET /api/assets/{id}"
+TRANSFER = "POST /api/asset-transfers"
+LIST_SENT = "GET /api/asset-transfers"
+CARD = "23409900001"
+SYNC_RUNS_MAX = 5
+
+
+def _context(settings: Settings, sandbox: SandboxHandle, **changes: object) -> PipelineContext:
+    fast = settings.model_copy(
+        update={
+            "centrapay_timeout_seconds": 0.3,
+            "retry_backoff_seconds": 0.01,
+            "retry_backoff_max_seconds": 0.05,
+            "lease_seconds": 3.0,
+            **changes,
+        }
+    )
+    return build_context(
+        fast, bucket=LocalTokenBucket(rate_per_second=1000, burst=100), base_url=sandbox.base_url
+    )
+
+
+@pytest.fixture
+def ctx(settings: Settings, sandbox: SandboxHandle) -> Iterator[PipelineContext]:
+    context = _context(settings, sandbox)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def two_step(settings: Settings, sandbox: SandboxHandle) -> Iterator[PipelineContext]:
+    context = _context(settings, sandbox, centrapay_single_call=False)
+    yield context
+    context.close()
+
+
+@pytest.fixture(autouse=True)
+def _short_timeouts(control: httpx.Client) -> None:
+    control.patch("/config", json={"timeoutHoldSeconds": 0.6})
+
+
+@pytest.fixture(params=["newest", "oldest"])
+def list_order(request: pytest.FixtureRequest, control: httpx.Client) -> str:
+    order = str(request.param)
+    assert control.patch("/config", json={"listOrder": order}).status_code == 200
+    return order
+
+
+def _assert_sent_once(
+    settings: Settings, control: httpx.Client, sandbox: SandboxHandle, row_id: int
+) -> None:
+    """The row is sent with the sandbox's asset and transfer; one load, one transfer."""
+    row = read_row(settings, row_id)
+    assert row.state == "sent" and row.asset_id and row.transfer_id, row.state
+    assert not row.ambiguous and row.pin_enc is None
+    transfer = sandbox_transfer(sandbox.base_url, SANDBOX_KEY, row.transfer_id)
+    assert transfer["assetId"] == row.asset_id
+    ledger = card_ledger(control, CARD)
+    assert (ledger["loads"], ledger["transfers"]) == (1, 1), ledger
+
+
+def test_a_card_goes_out_in_one_call_with_its_asset_and_transfer_ids(
+    settings: Settings, ctx: PipelineContext, control: httpx.Client, sandbox: SandboxHandle
+) -> None:
+    row_id = stored_row(settings, CARD)
+    run_to_rest(ctx, row_id)
+    assert api_calls(control) == [LOAD]
+    _assert_sent_once(settings, control, sandbox, row_id)
+    assert read_batch(settings, read_row(settings, row_id).batch_id).state == "done"
+
+
+def test_a_lost_single_call_answer_is_found_in_one_lookup_then_its_transfer_id_synced(
+    settings: Settings,
+    ctx: PipelineContext,
+    control: httpx.Client,
+    sandbox: SandboxHandle,
+    list_order: str,
+) -> None:
+    row_id = stored_row(settings, CARD)
+    plan_fault(control, "POST", "/api/external-assets", "timeout")
+    run_to_rest(ctx, row_id)
+    row = read_row(settings, row_id)
+    assert (row.state, row.transfer_id, row.transfer_id_pending) == ("sent", None, True)
+    assert row.asset_id and row.error_code is None
+    assert api_calls(control) == [LOAD, FIND_CARD]
+
+    report = sync_transfer_ids(database_url=settings.database_url, client=ctx.client)
+    assert (report.resolved, report.pending) == (1, 0)
+    _assert_sent_once(settings, control, sandbox, row_id)
+    assert calls_by_endpoint(control)[LIST_SENT] <= 2, list_order
+    assert sync_transfer_ids(database_url=settings.database_url, client=ctx.client).pages == 0
+
+
+def test_a_lost_answer_costs_the_same_calls_on_an_account_with_a_long_history(
+    settings: Settings,
+    ctx: PipelineContext,
+    control: httpx.Client,
+    sandbox: SandboxHandle,
+    list_order: str,
+) -> None:
+    made = control.post("/accounts/sandbox-account/history", json={"transfers": 3000})
+    assert made.status_code == 200, made.text
+    before = len(api_calls(control))
+    row_id = stored_row(settings, CARD)
+    plan_fault(control, "POST", "/api/external-assets", "drop")
+    run_to_rest(ctx, row_id)
+    assert api_calls(control)[before:] == [LOAD, FIND_CARD]
+    runs = [sync_transfer_ids(database_url=settings.database_url, client=ctx.client)]
+    while runs[-1].pending and len(runs) < SYNC_RUNS_MAX:
+        runs.append(sync_transfer_ids(database_url=settings.database_url, client=ctx.client))
+    listing = calls_by_endpoint(control)[LIST_SENT]
+    if list_order == "newest":
+        assert listing == 1
+    else:
+        # Oldest first: the end of the history is reached once per account, not per row,
+        # a bounded number of pages per run.
+        assert listing <= 3000 // 100 + 2
+        assert max(run.pages for run in runs) <= SYNC_MAX_PAGES
+    _assert_sent_once(settings, control, sandbox, row_id)
+
+
+def test_a_5xx_on_the_single_call_looks_once_then_sends_again(
+    settings: Settings, ctx: PipelineContext, control: httpx.Client, sandbox: SandboxHandle
+) -> None:
+    row_id = stored_row(settings, CARD)
+    plan_fault(control, "POST", "/api/external-assets", "5xx")
+    run_to_rest(ctx, row_id)
+    assert api_calls(control) == [LOAD, FIND_CARD, LOAD]
+    _assert_sent_once(settings, control, sandbox, row_id)
+
+
+def test_a_429_is_not_ambiguous_and_triggers_no_lookup(
+    settings: Settings, ctx: PipelineContext, control: httpx.Client, sandbox: SandboxHandle
+) -> None:
+    row_id = stored_row(settings, CARD)
+    plan_fault(control, "POST", "/api/external-assets", "429")
+    run_to_rest(ctx, row_id)
+    assert api_calls(control) == [LOAD, LOAD]
+    _assert_sent_once(settings, control, sandbox, row_id)
+
+
+def test_a_lost_load_answer_in_two_steps_finds_the_card_and_transfers_it(
+    settings: Settings, two_step: PipelineContext, control: httpx.Client, sandbox: SandboxHandle
+) -> None:
+    row_id = stored_row(settings, CARD)
+    plan_fault(control, "POST", "/api/external-assets", "timeout")
+    run_to_rest(two_step, row_id)
+    assert api_calls(control) == [LOAD, FIND_CARD, TRANSFER]
+    _assert_sent_once(settings, control, sandbox, row_id)
+
+
+def test_a_lost_transfer_answer_is_found_by_asset_then_its_id_synced(
+    settings: Settings,
+    two_step: PipelineContext,
+    control: httpx.Client,
+    sandbox: SandboxHandle,
+    list_order: str,
+) -> None:
+    row_id = stored_row(settings, CARD)
+    plan_fault(control, "POST", "/api/asset-transfers", "timeout")
+    run_to_rest(two_step, row_id)
+    assert read_row(settings, row_id).transfer_id_pending
+    assert api_calls(control) == [LOAD, TRANSFER, GET_ASSET]
+    sync_transfer_ids(database_url=settings.database_url, client=two_step.client)
+    _assert_sent_once(settings, control, sandbox, row_id)
+
+
+def test_a_transfer_refused_as_already_transferred_is_a_late_applied_attempt_not_a_failure(
+    settings: Settings, two_step: PipelineContext, control: httpx.Client, sandbox: SandboxHandle
+) -> None:
+    row_id = stored_row(settings, CARD)
+    loaded = two_step.client.load_giftcard(
+        asset_type="epay.nzd.test", issuer="ezipay", card_number=CARD, pin="1234", description=None
+    )
+    order = TransferOrder(
+        recipient_alias="+64221231234",
+        message=None,
+        sender_name=None,
+        description=None,
+        notify_url=None,
+    )
+    late = two_step.client.create_transfer(asset_id=loaded.asset.id, order=order)
+    with session_scope(settings.database_url) as session:
+        session.execute(
+            update(Row).where(Row.id == row_id).values(state="loaded", asset_id=loaded.asset.id)
+        )
+    run_to_rest(two_step, row_id)
+    assert api_calls(control)[2:] == [TRANSFER, GET_ASSET]
+    sync_transfer_ids(database_url=settings.database_url, client=two_step.client)
+    assert read_row(settings, row_id).transfer_id == late.id
+    _assert_sent_once(settings, control, sandbox, row_id)
+
+
+def test_duplicate_asset_for_a_card_in_a_transfer_of_ours_settles_the_row_as_sent(
+    settings: Settings, ctx: PipelineContext, control: httpx.Client, sandbox: SandboxHandle
+) -> None:
+    order = TransferOrder(
+        recipient_alias="+64221231234",
+        message=None,
+        sender_name=None,
+        description=None,
+        notify_url=None,
+    )
+    earlier = ctx.client.load_giftcard(
+        asset_type="epay.nzd.test",
+        issuer="ezipay",
+        card_number=CARD,
+        pin="1234",
+        description=None,
+        transfer=order,
+    )
+    row_id = stored_row(settings, CARD)
+    run_to_rest(ctx, row_id)
+    assert api_calls(control)[1:] == [LOAD, FIND_CARD]
+    sync_transfer_ids(database_url=settings.database_url, client=ctx.client)
+    assert earlier.transfer is not None
+    assert read_row(settings, row_id).transfer_id == earlier.transfer.id
+    _assert_sent_once(settings, control, sandbox, row_id)
+
+
+def test_a_refused_transfer_half_fails_the_row_with_the_card_recorded_as_loaded(
+    settings: Settings, ctx: PipelineContext, control: httpx.Client
+) -> None:
+    row_id = stored_row(settings, "99060000001")
+    run_to_rest(ctx, row_id)
+    row = read_row(settings, row_id)
+    assert (row.state, row.error_code, row.retryable) == (
+        "failed",
+        "INSUFFICIENT_WALLET_BALANCE",
+        True,
+    )
+    assert row.asset_id is not None and not row.ambiguous
+    assert api_calls(control) == [LOAD, FIND_CARD]
+
+
+def test_an_account_without_the_single_call_falls_back_to_two_steps_and_fails_no_row(
+    settings: Settings, ctx: PipelineContext, control: httpx.Client, sandbox: SandboxHandle
+) -> None:
+    assert control.patch("/config", json={"singleCall": False}).status_code == 200
+    row_id = stored_row(settings, CARD)
+    run_to_rest(ctx, row_id)
+    assert api_calls(control) == [LOAD, LOAD, TRANSFER]
+    _assert_sent_once(settings, control, sandbox, row_id)
+    assert read_batch(settings, read_row(settings, row_id).batch_id).notice == TWO_STEP_NOTICE
+    other = _context(settings, sandbox)
+    try:
+        assert not other.single_call.wanted(), "every process learns it from Postgres"
+    finally:
+        other.close()
+
+
+def test_ambiguous_failures_past_the_budget_end_with_the_card_known_not_delivered(
+    settings: Settings, sandbox: SandboxHandle, control: httpx.Client
+) -> None:
+    ctx = _context(settings, sandbox, max_auto_retries=1)
+    try:
+        row_id = stored_row(settings, CARD)
+        plan_fault(control, "POST", "/api/external-assets", "5xx", count=2)
+        run_to_rest(ctx, row_id)
+    finally:
+        ctx.close()
+    row = read_row(settings, row_id)
+    assert (row.state, row.error_code, row.ambiguous) == ("failed", "SERVER_ERROR", False)
+    assert api_calls(control) == [LOAD, FIND_CARD, LOAD, FIND_CARD], "each loss looked at once"
+    assert card_ledger(control, CARD)["loads"] == 0
+
+
+def test_a_row_whose_lookups_fail_too_ends_with_its_delivery_unknown(
+    settings: Settings, sandbox: SandboxHandle, control: httpx.Client
+) -> None:
+    ctx = _context(settings, sandbox, max_auto_retries=1)
+    try:
+        row_id = stored_row(settings, CARD)
+        plan_fault(control, "POST", "/api/external-assets", "timeout")
+        plan_fault(control, "GET", "/api/accounts/", "5xx", count=2)
+        run_to_rest(ctx, row_id)
+    finally:
+        ctx.close()
+    row = read_row(settings, row_id)
+    assert (row.state, row.error_code, row.ambiguous) == ("failed", "SERVER_ERROR", True)
+    assert api_calls(control) == [LOAD, FIND_CARD, FIND_CARD]
+    assert card_ledger(control, CARD)["transfers"] == 1, "delivered, and the row does not deny it"
+
+
+def test_a_row_taken_over_too_often_looks_then_fails_with_the_card_known_not_loaded(
+    settings: Settings, ctx: PipelineContext, control: httpx.Client
+) -> None:
+    row_id = stored_row(settings, CARD)
+    with session_scope(settings.database_url) as session:
+        session.execute(
+            update(Row)
+            .where(Row.id == row_id)
+            .values(state="loading", lease_until=utcnow(), load_attempts=6)
+        )
+    run_to_rest(ctx, row_id)
+    row = read_row(settings, row_id)
+    assert (row.state, row.error_code, row.ambiguous) == ("failed", "LEASE_EXPIRED", False)
+    assert "not loaded" in (row.error_detail or "")
+    assert api_calls(control) == [FIND_CARD]
+
+
+def test_a_worker_that_loses_the_lease_mid_step_makes_no_further_call(
+    settings: Settings, sandbox: SandboxHandle, control: httpx.Client
+) -> None:
+    ctx = _context(settings, sandbox, lease_seconds=1.2, centrapay_timeout_seconds=5.0)
+    control.patch("/config", json={"latencyMs": 1500})
+    row_id = stored_row(settings, "99020000001")  # DUPLICATE_ASSET: its answer asks a lookup
+
+    def take_over() -> None:
+        time.sleep(0.3)
+        with session_scope(settings.database_url) as session:
+            session.execute(update(Row).where(Row.id == row_id).values(lease_until=utcnow()))
+            claim = transitions.claim(
+                session, row_id=row_id, step="load", now=utcnow(), lease=ctx.lease * 100
+            )
+            assert claim is not None and claim.ambiguous
+
+    rival = threading.Thread(target=take_over)
+    rival.start()
+    try:
+        assert advance_row(ctx, row_id) is None
+    finally:
+        rival.join()
+        ctx.close()
+    assert api_calls(control) == [LOAD]
+    row = read_row(settings, row_id)
+    assert (row.state, row.error_code) == ("loading", None), "the new holder owns the row"
+
+
+def _retry(settings: Settings, batch_id: int) -> None:
+    with session_scope(settings.database_url) as session:
+        result = batch_control.retry(
+            session, batch_id=batch_id, vault=vault_from_settings(settings), now=utcnow()
+        )
+    assert result.retried
+
+
+def test_an_operators_retry_gives_the_row_a_fresh_automatic_retry_budget(
+    settings: Settings, ctx: PipelineContext, control: httpx.Client, sandbox: SandboxHandle
+) -> None:
+    row_id = stored_row(settings, CARD, state="failed")
+    with session_scope(settings.database_url) as session:
+        session.execute(
+            update(Row).where(Row.id == row_id).values(load_attempts=6, error_code="SERVER_ERROR")
+        )
+    _retry(settings, read_row(settings, row_id).batch_id)
+    plan_fault(control, "POST", "/api/external-assets", "5xx")
+    run_to_rest(ctx, row_id)
+    assert api_calls(control) == [LOAD, FIND_CARD, LOAD]
+    _assert_sent_once(settings, control, sandbox, row_id)
+
+
+def test_a_retried_row_whose_delivery_was_unknown_looks_before_it_sends(
+    settings: Settings, ctx: PipelineContext, control: httpx.Client
+) -> None:
+    order = TransferOrder(
+        recipient_alias="+64221231234",
+        message=None,
+        sender_name=None,
+        description=None,
+        notify_url=None,
+    )
+    ctx.client.load_giftcard(
+        asset_type="epay.nzd.test",
+        issuer="ezipay",
+        card_number=CARD,
+        pin="1234",
+        description=None,
+        transfer=order,
+    )
+    row_id = stored_row(settings, CARD, state="failed")
+    with session_scope(settings.database_url) as session:
+        session.execute(update(Row).where(Row.id == row_id).values(ambiguous=True))
+    _retry(settings, read_row(settings, row_id).batch_id)
+    run_to_rest(ctx, row_id)
+    assert read_row(settings, row_id).transfer_id_pending
+    assert api_calls(control)[1:] == [FIND_CARD]
+    assert card_ledger(control, CARD)["loads"] == 1
+
+
+def test_a_row_that_learns_late_its_card_was_transferred_still_gets_its_transfer_id(
+    settings: Settings, ctx: PipelineContext, control: httpx.Client, list_order: str
+) -> None:
+    order = TransferOrder(
+        recipient_alias="+64221231234",
+        message=None,
+        sender_name=None,
+        description=None,
+        notify_url=None,
+    )
+
+    def sent_out_of_band(card: str) -> tuple[str, str]:
+        loaded = ctx.client.load_giftcard(
+            asset_type="epay.nzd.test",
+            issuer="ezipay",
+            card_number=card,
+            pin="1234",
+            description=None,
+            transfer=order,
+        )
+        assert loaded.transfer is not None
+        return loaded.asset.id, loaded.transfer.id
+
+    def pending_row(card: str, asset_id: str) -> int:
+        row_id = stored_row(settings, card, state="sent")
+        with session_scope(settings.database_url) as session:
+            session.execute(update(Row).where(Row.id == row_id).values(asset_id=asset_id))
+        return row_id
+
+    early_asset, early_transfer = sent_out_of_band("23409700001")
+    made = control.post("/accounts/sandbox-account/history", json={"transfers": 250})
+    assert made.status_code == 200, made.text
+    late_asset, late_transfer = sent_out_of_band("23409700002")
+    late = pending_row("23409700002", late_asset)
+    for _ in range(SYNC_RUNS_MAX):
+        if not sync_transfer_ids(database_url=settings.database_url, client=ctx.client).pending:
+            break
+    assert read_row(settings, late).transfer_id == late_transfer
+    early = pending_row("23409700001", early_asset)
+    for _ in range(SYNC_RUNS_MAX):
+        if not sync_transfer_ids(database_url=settings.database_url, client=ctx.client).pending:
+            break
+    assert read_row(settings, early).transfer_id == early_transfer
