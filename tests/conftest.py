@@ -1,9 +1,14 @@
-"""Shared fixtures: a real Postgres database per test (copied from a template that Alembic
-builds once per pytest process), a real Redis database, and settings pointing at both."""
+"""Shared fixtures: a real Postgres database per test (a copy of a template that Alembic
+builds once per pytest process, emptied and reused), a real Redis database, and settings
+pointing at both; under pytest-xdist, a gate that lets ``alone`` tests run by themselves."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import shutil
+import tempfile
+from collections.abc import Generator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,13 +18,65 @@ from distributor.centrapay.sandbox.server import SandboxHandle, running_sandbox
 from distributor.config import SandboxSettings, Settings
 from distributor.db import dispose_engines
 from distributor.migrate import upgrade
-from tests.resources import claimed_redis_database, fresh_database
+from tests.resources import DatabaseCopies, TestGate, claimed_redis_database, fresh_database
+
+# pytest-xdist's workers start with the terminal's LINES and COLUMNS exported (by readline,
+# which they import), and a Rich console made while COLUMNS is set keeps that width for
+# good: the CLI tests would wrap at 80 columns whatever width they ask for.
+for _variable in ("COLUMNS", "LINES"):
+    os.environ.pop(_variable, None)
 
 REDIS_TEST_DATABASES = (15, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdef-0123456789"
 TEST_API_TOKEN = "test-api-token"
 SANDBOX_ACCOUNT = "sandbox-account"
 SANDBOX_KEY = "sandbox-key"
+
+GATE_VARIABLE = "DISTRIBUTOR_TEST_GATE"  # the directory of the run's TestGate, for workers
+GATE = pytest.StashKey[TestGate]()
+GATE_DIRECTORY = pytest.StashKey[str]()
+# Tests of other areas that measure a rate, so must run alone; here until their own
+# modules carry ``@pytest.mark.alone``.
+RUN_ALONE = {
+    "tests/integration/sandbox/test_sandbox_rate_limit.py"
+    "::test_under_load_the_accepted_rate_holds_and_no_card_is_loaded_twice",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, one TestGate for the run: the controller makes its directory,
+    each worker opens it."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        if GATE_VARIABLE in os.environ:
+            config.stash[GATE] = TestGate(Path(os.environ[GATE_VARIABLE]))
+    elif getattr(config.option, "numprocesses", None):
+        directory = tempfile.mkdtemp(prefix="distributor-test-gate-")
+        os.environ[GATE_VARIABLE] = config.stash[GATE_DIRECTORY] = directory
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Close the gate, and remove its directory once the run is over."""
+    if GATE in config.stash:
+        config.stash[GATE].close()
+    if GATE_DIRECTORY in config.stash:
+        shutil.rmtree(config.stash[GATE_DIRECTORY], ignore_errors=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests of RUN_ALONE."""
+    for item in items:
+        if item.nodeid in RUN_ALONE:
+            item.add_marker(pytest.mark.alone)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """Each test holds the run's gate, alone when marked ``alone``: outside its timeout, so
+    waiting for the gate never counts against a test."""
+    if GATE not in item.config.stash:
+        return (yield)
+    with item.config.stash[GATE].held(alone=item.get_closest_marker("alone") is not None):
+        return (yield)
 
 
 @pytest.fixture(scope="session")
@@ -31,10 +88,18 @@ def template_database() -> Iterator[str]:
         yield url.rsplit("/", 1)[1]
 
 
+@pytest.fixture(scope="session")
+def database_copies(template_database: str) -> Iterator[DatabaseCopies]:
+    """Copies of the template made ahead of the tests that take them."""
+    copies = DatabaseCopies(template_database, prefix="distributor_t")
+    yield copies
+    copies.close()
+
+
 @pytest.fixture
-def database_url(template_database: str) -> Iterator[str]:
+def database_url(database_copies: DatabaseCopies) -> Iterator[str]:
     """A fresh database of the current schema, dropped after the test."""
-    with fresh_database("distributor_t", template=template_database) as url:
+    with database_copies.copy() as url:
         yield url
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from distributor.config import Settings
 
 READY_TIMEOUT_SECONDS = 30.0
+READY_POLL_SECONDS = 0.05
 
 
 def service_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -64,10 +65,15 @@ class ServiceProcess:
         self.log_path = log_path
         self.ready = ready
         self.process: subprocess.Popen[bytes] | None = None
+        self._offset = 0
 
     def start(self) -> ServiceProcess:
         """Start it and wait until its log says it is ready."""
-        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        return self.launch().wait_until_ready()
+
+    def launch(self) -> ServiceProcess:
+        """Start it without waiting (see wait_until_ready)."""
+        self._offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "distributor", *self.args],
@@ -78,13 +84,18 @@ class ServiceProcess:
             preexec_fn=_die_with_parent,
         )
         log.close()
+        return self
+
+    def wait_until_ready(self) -> ServiceProcess:
+        """Wait until its log, since it was launched, says it is ready."""
+        assert self.process is not None, "launch it first"
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
-            if self.ready in self.log_path.read_text(errors="replace")[offset:]:
+            if self.ready in self.log_path.read_text(errors="replace")[self._offset :]:
                 return self
             if self.process.poll() is not None:
                 break
-            time.sleep(0.1)
+            time.sleep(READY_POLL_SECONDS)
         raise RuntimeError(f"{self.args} did not start:\n{self.log_text()[-3000:]}")
 
     def log_text(self) -> str:
@@ -105,3 +116,10 @@ class ServiceProcess:
     def stop(self) -> None:
         """Ask it to stop (SIGTERM), then make sure it has."""
         self.kill(signal.SIGTERM)
+
+
+def start_together(processes: list[ServiceProcess]) -> list[ServiceProcess]:
+    """Launch every process, then wait until each is ready: their start-ups overlap."""
+    for process in processes:
+        process.launch()
+    return [process.wait_until_ready() for process in processes]

@@ -1,10 +1,11 @@
-"""Reading the deployment files: docker-compose.yml, .env.example, deploy/Dockerfile and
-the Kubernetes manifests, as plain data for the tests beside this module."""
+"""Reading the deployment files: docker-compose.yml, .env.example, deploy/Dockerfile, the
+Kubernetes manifests and requirements.lock, as plain data for the tests beside this module."""
 
 from __future__ import annotations
 
 import json
 import re
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Any
 
 import yaml
 from dotenv import dotenv_values
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from distributor.config import SandboxSettings, Settings
 
@@ -19,7 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
-CONSTRAINTS = REPO / "deploy" / "constraints.txt"
+LOCK = REPO / "requirements.lock"
+PYPROJECT = REPO / "pyproject.toml"
 K8S_DIR = REPO / "deploy" / "k8s"
 
 ROLE_LABEL = "app.kubernetes.io/component"
@@ -105,6 +109,45 @@ def env_example_lines() -> list[EnvLine]:
 def env_file_values(path: Path) -> dict[str, str]:
     """The variables a dotenv file sets (commented-out lines set nothing)."""
     return {name: value or "" for name, value in dotenv_values(path).items()}
+
+
+# ---- requirements.lock
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pin:
+    """One ``name==version ; marker`` line of requirements.lock."""
+
+    name: str
+    version: str
+    requirement: Requirement
+
+    def applies_here(self) -> bool:
+        """True when its marker (if any) holds for the running interpreter and platform."""
+        marker = self.requirement.marker
+        return marker is None or marker.evaluate()
+
+
+def lock_pins() -> dict[str, Pin]:
+    """requirements.lock's pins by canonical name; every line must be an exact ``==`` pin."""
+    pins: dict[str, Pin] = {}
+    for line in LOCK.read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        requirement = Requirement(line)
+        (specifier,) = requirement.specifier
+        assert specifier.operator == "==", f"requirements.lock: {line!r} is not an exact pin"
+        name = canonicalize_name(requirement.name)
+        assert name not in pins, f"requirements.lock pins {name} twice"
+        pins[name] = Pin(name=name, version=specifier.version, requirement=requirement)
+    return pins
+
+
+def pyproject() -> dict[str, Any]:
+    """pyproject.toml."""
+    with PYPROJECT.open("rb") as file:
+        loaded: dict[str, Any] = tomllib.load(file)
+    return loaded
 
 
 # ---- deploy/Dockerfile

@@ -20,6 +20,7 @@ from tests.deploy.localcompose import LocalCompose
 from tests.processes import free_port
 
 SETTLE_TIMEOUT_SECONDS = 60.0
+POLL_SECONDS = 0.1
 CARDS = [f"2340{index:07d}" for index in range(1, 13)]
 
 
@@ -62,7 +63,7 @@ def _wait_until_done(api: httpx.Client, batch_id: int) -> dict[str, Any]:
         batch: dict[str, Any] = api.get(f"/batches/{batch_id}").raise_for_status().json()
         if batch["state"] == "done":
             return batch
-        time.sleep(0.3)
+        time.sleep(POLL_SECONDS)
     raise AssertionError(f"batch {batch_id} is not done: {batch}")
 
 

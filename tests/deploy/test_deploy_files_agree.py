@@ -1,5 +1,6 @@
 """The Dockerfile, docker-compose.yml, .env.example and the Kubernetes manifests agree with
-each other and with the code: same command per role, only real settings, pinned versions."""
+each other and with the code: same command per role, only real settings; and the image, the
+tests and pyproject.toml agree on requirements.lock's pinned versions."""
 
 from __future__ import annotations
 
@@ -14,14 +15,16 @@ from packaging.utils import canonicalize_name
 from distributor.cli import app
 from distributor.config import SandboxSettings, Settings
 from tests.deploy.deployfiles import (
-    CONSTRAINTS,
     ENV_EXAMPLE,
     dockerfile_exec_form,
+    dockerfile_instructions,
     dockerfile_variables,
     env_example_lines,
     k8s_containers,
     k8s_kind,
+    lock_pins,
     our_services,
+    pyproject,
     service_environment,
     setting_names,
 )
@@ -199,12 +202,73 @@ def _runtime_requirements() -> dict[str, str]:
 
 
 def test_the_image_installs_the_versions_the_tests_ran_with() -> None:
-    pinned: dict[str, str] = {}
-    for line in CONSTRAINTS.read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, _, version = line.partition("==")
-            pinned[canonicalize_name(name)] = version
+    """Every package distributor needs at run time is pinned, at the version installed here."""
+    pinned = {name: pin.version for name, pin in lock_pins().items()}
     assert "distributor" not in pinned
     needed = _runtime_requirements()
-    wrong = {name: (version, pinned.get(name)) for name, version in needed.items()}
-    assert {name: v for name, v in wrong.items() if v[0] != v[1]} == {}
+    assert {
+        name: (v, pinned.get(name)) for name, v in needed.items() if pinned.get(name) != v
+    } == {}
+
+
+def test_the_tests_run_with_exactly_the_versions_of_the_lock() -> None:
+    """What scripts/test installed is what requirements.lock pins, whatever PyPI serves today."""
+    installed: dict[str, str | None] = {}
+    for pin in lock_pins().values():
+        if pin.applies_here():
+            try:
+                installed[pin.name] = metadata.version(pin.name)
+            except metadata.PackageNotFoundError:
+                installed[pin.name] = None
+    wanted = {pin.name: pin.version for pin in lock_pins().values() if pin.applies_here()}
+    assert installed == wanted, "the virtualenv is not requirements.lock: run scripts/test"
+
+
+def _declared_requirements() -> dict[str, list[Requirement]]:
+    project = pyproject()
+    return {
+        "dependencies": [Requirement(r) for r in project["project"]["dependencies"]],
+        **{
+            f"optional-dependencies {extra}": [Requirement(r) for r in requirements]
+            for extra, requirements in project["project"]["optional-dependencies"].items()
+        },
+        "build-system": [Requirement(r) for r in project["build-system"]["requires"]],
+    }
+
+
+@pytest.mark.parametrize("section", sorted(_declared_requirements()))
+def test_the_lock_pins_every_requirement_of_pyproject_within_its_range(section: str) -> None:
+    pins = lock_pins()
+    outside = {}
+    for requirement in _declared_requirements()[section]:
+        pin = pins.get(canonicalize_name(requirement.name))
+        if pin is None or not requirement.specifier.contains(pin.version, prereleases=True):
+            outside[str(requirement)] = pin and pin.version
+    assert outside == {}, "pyproject.toml changed without scripts/lock"
+
+
+def _pip_installs() -> list[str]:
+    return [
+        command
+        for keyword, arguments in dockerfile_instructions()
+        if keyword == "RUN"
+        for command in arguments.split("&&")
+        if "pip install" in command
+    ]
+
+
+def test_the_image_installs_only_the_runtime_part_of_the_lock_held_to_its_pins() -> None:
+    copied = " ".join(args for keyword, args in dockerfile_instructions() if keyword == "COPY")
+    assert "requirements.lock" in copied.split()
+    installs = _pip_installs()
+    assert len(installs) == 2, installs
+    for command in installs:
+        assert "-c requirements.lock" in command, f"not held to the lock: {command}"
+        assert "-r requirements.lock" not in command, f"the dev tools too: {command}"
+        assert "[" not in command, f"an extra: {command}"
+    dependencies, project = installs
+    assert "['project']['dependencies']" in " ".join(
+        args for keyword, args in dockerfile_instructions() if keyword == "RUN"
+    )
+    assert "-r /tmp/runtime.in" in dependencies
+    assert "--no-deps" in project and "--no-build-isolation" in project
