@@ -104,6 +104,7 @@ def test_a_pause_of_no_time_still_drops_the_burst(make_bucket: MakeBucket) -> No
     assert bucket.wait_time() == pytest.approx(0.1, abs=SLACK)
 
 
+@pytest.mark.alone  # 5 ms between calls: a test beside it on the cores is more
 @pytest.mark.parametrize(("rate_per_second", "calls"), [(0.5, 4), (33.3, 100)])
 def test_fractional_rates_space_calls_exactly(
     make_bucket: MakeBucket, rate_per_second: float, calls: int
