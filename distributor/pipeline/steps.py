@@ -10,10 +10,10 @@ Two calls (load, then ``POST /api/asset-transfers``) serve accounts without the 
 (``pipeline.single_call``) and rows whose card is already loaded (a retry after a failed
 transfer).
 
-**Recovery**, only after an ambiguous outcome (a timeout, a dropped connection or a 5xx
-after a POST: at once, in the same attempt; or a lease taken over from a worker that died
-mid-call, or a lookup that failed too: ``Claim.ambiguous``, before anything is sent
-again), in one call whatever the account's history:
+**Recovery**, only after an ambiguous outcome (a timeout or a dropped connection after a
+POST: at once, in the same attempt; a lease taken over from a worker that died mid-call,
+or a lookup that failed too: ``Claim.ambiguous``, before anything is sent again; a 5xx:
+by sending again, see ``_post``), in one call whatever the account's history:
 
 - load step: ``GET /api/accounts/{id}/assets?externalId=CARD``. Ours and active: loaded
   (go on with the transfer). Ours and not active: transferred (sent). None: send again.
@@ -45,6 +45,7 @@ from distributor.errors import (
     CentrapayBadRequest,
     CentrapayForbidden,
     CentrapayNotFound,
+    CentrapayServerError,
     CentrapayTransient,
     DistributorError,
 )
@@ -221,7 +222,9 @@ def _send_load(ctx: PipelineContext, claim: Claim, row: Row, card_number: str) -
         if error.code == DUPLICATE_ASSET:
             ours = _look(ctx, claim, lambda: _find_card(ctx, row, card_number))
             if ours is None:
-                raise
+                # Held by another account: after an earlier 5xx, perhaps ours, applied and
+                # claimed since; the row cannot say the card was not delivered.
+                _handle(ctx, claim, error, unsure=row.error_code == CentrapayServerError.code)
             _settle_found(ctx, claim, ours)
             return None
         if order is None or error.code in LOAD_REFUSAL_CODES:
@@ -343,10 +346,21 @@ def _look(ctx: PipelineContext, claim: Claim, call: Callable[[], T]) -> T:
 
 
 def _post(ctx: PipelineContext, claim: Claim, call: Callable[[], T]) -> T:
-    """A call that changes something: failing transiently, it may still have been applied."""
+    """A call that changes something: failing transiently, it may still have been applied.
+
+    A timeout or a dropped connection (the request went out; the sandbox applies it) is
+    ambiguous: looked at at once. A 5xx is rarely applied, so it is simply sent again after
+    the backoff: Centrapay refuses a second load of a card in a transfer (DUPLICATE_ASSET)
+    and a second transfer of a transferred card, and those answers lead to the lookup. The
+    last attempt the budget allows looks at once instead, so the row never fails unsure.
+    """
     _fence(ctx, claim)
     try:
         return call()
+    except CentrapayServerError as error:
+        if claim.step_attempts <= ctx.policy.max_retries:
+            raise
+        raise _Ambiguous(error) from error
     except CentrapayTransient as error:
         raise _Ambiguous(error) from error
 
@@ -411,7 +425,12 @@ def _finish_step(claim: Claim, moved: bool, outcome: str) -> None:
 
 
 def _handle(
-    ctx: PipelineContext, claim: Claim, error: DistributorError, *, asset_id: str | None = None
+    ctx: PipelineContext,
+    claim: Claim,
+    error: DistributorError,
+    *,
+    asset_id: str | None = None,
+    unsure: bool = False,
 ) -> NoReturn:
     """Record what ``error`` means for the row, then stop this run (raises _Stop).
 
@@ -437,7 +456,7 @@ def _handle(
                 detail=str(cause),
                 retryable=outcome.retryable,
                 now=now,
-                ambiguous=claim.ambiguous,
+                ambiguous=claim.ambiguous or unsure,
                 asset_id=asset_id,
             )
         elif action is Action.PAUSE_BATCH:

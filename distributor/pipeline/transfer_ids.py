@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from distributor.centrapay.client import CentrapayClient, Transfer, TransfersPage
 from distributor.constants import RowState
 from distributor.db import session_scope
-from distributor.errors import DistributorError
+from distributor.errors import CentrapayTransient, DistributorError
 from distributor.models import CentrapayAccount, Row, SentTransfer
 from distributor.pipeline.clock import utcnow
 from distributor.pipeline.single_call import upsert_account
@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 
 SYNC_MAX_PAGES = 20
 """Pages one run may read (2,000 transfers at Centrapay's page size of 100)."""
+PAGE_TRIES = 3
+"""A page that meets a timeout or a 5xx is asked again (within the run's page budget), so
+one fault does not end a long walk."""
 PENDING_MAX_ROWS = 10_000
 NEWEST_FIRST = "newest"
 OLDEST_FIRST = "oldest"
@@ -142,7 +145,14 @@ class _Walk:
         return page_key
 
     def _read(self, page_key: str | None) -> TransfersPage:
-        page = self._client.sent_transfers_page(page_key)
+        for tries_left in reversed(range(PAGE_TRIES)):
+            try:
+                page = self._client.sent_transfers_page(page_key)
+                break
+            except CentrapayTransient:
+                self.pages += 1
+                if not tries_left or self.pages >= self._budget:
+                    raise
         self.pages += 1
         if self.order is None and page_key is None:
             self.order = _order_of(page.transfers)

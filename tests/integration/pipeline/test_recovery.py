@@ -14,8 +14,8 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from centrapay_sandbox.server import SandboxHandle
 from distributor.centrapay.client import TransferOrder
-from distributor.centrapay.sandbox.server import SandboxHandle
 from distributor.config import Settings
 from distributor.db import session_scope
 from distributor.models import Row
@@ -163,14 +163,58 @@ def test_a_lost_answer_costs_the_same_calls_on_an_account_with_a_long_history(
     _assert_sent_once(settings, control, sandbox, row_id)
 
 
-def test_a_5xx_on_the_single_call_looks_once_then_sends_again(
+def test_a_5xx_on_the_single_call_is_sent_again_without_a_lookup(
     settings: Settings, ctx: PipelineContext, control: httpx.Client, sandbox: SandboxHandle
 ) -> None:
     row_id = stored_row(settings, CARD)
     plan_fault(control, "POST", "/api/external-assets", "5xx")
     run_to_rest(ctx, row_id)
-    assert api_calls(control) == [LOAD, FIND_CARD, LOAD]
+    assert api_calls(control) == [LOAD, LOAD]
     _assert_sent_once(settings, control, sandbox, row_id)
+
+
+def test_a_5xx_that_was_applied_after_all_is_found_through_the_resends_refusal(
+    settings: Settings, ctx: PipelineContext, control: httpx.Client
+) -> None:
+    order = TransferOrder(
+        recipient_alias="+64221231234",
+        message=None,
+        sender_name=None,
+        description=None,
+        notify_url=None,
+    )
+    applied = ctx.client.load_giftcard(
+        asset_type="epay.nzd.test",
+        issuer="ezipay",
+        card_number=CARD,
+        pin="1234",
+        description=None,
+        transfer=order,
+    )
+    row_id = stored_row(settings, CARD)
+    with session_scope(settings.database_url) as session:
+        session.execute(
+            update(Row).where(Row.id == row_id).values(load_attempts=1, error_code="SERVER_ERROR")
+        )
+    run_to_rest(ctx, row_id)
+    row = read_row(settings, row_id)
+    assert (row.state, row.asset_id, row.transfer_id_pending) == ("sent", applied.asset.id, True)
+    assert api_calls(control)[1:] == [LOAD, FIND_CARD]
+    assert card_ledger(control, CARD)["transfers"] == 1
+
+
+def test_a_card_held_elsewhere_after_an_earlier_5xx_fails_with_its_delivery_unknown(
+    settings: Settings, ctx: PipelineContext, control: httpx.Client
+) -> None:
+    row_id = stored_row(settings, "99020000001")  # DUPLICATE_ASSET, not in our account
+    with session_scope(settings.database_url) as session:
+        session.execute(
+            update(Row).where(Row.id == row_id).values(load_attempts=1, error_code="SERVER_ERROR")
+        )
+    run_to_rest(ctx, row_id)
+    row = read_row(settings, row_id)
+    assert (row.state, row.error_code, row.ambiguous) == ("failed", "DUPLICATE_ASSET", True)
+    assert api_calls(control) == [LOAD, FIND_CARD]
 
 
 def test_a_429_is_not_ambiguous_and_triggers_no_lookup(
@@ -305,7 +349,7 @@ def test_ambiguous_failures_past_the_budget_end_with_the_card_known_not_delivere
         ctx.close()
     row = read_row(settings, row_id)
     assert (row.state, row.error_code, row.ambiguous) == ("failed", "SERVER_ERROR", False)
-    assert api_calls(control) == [LOAD, FIND_CARD, LOAD, FIND_CARD], "each loss looked at once"
+    assert api_calls(control) == [LOAD, LOAD, FIND_CARD], "the last try looks before failing"
     assert card_ledger(control, CARD)["loads"] == 0
 
 
@@ -388,9 +432,9 @@ def test_an_operators_retry_gives_the_row_a_fresh_automatic_retry_budget(
             update(Row).where(Row.id == row_id).values(load_attempts=6, error_code="SERVER_ERROR")
         )
     _retry(settings, read_row(settings, row_id).batch_id)
-    plan_fault(control, "POST", "/api/external-assets", "5xx")
+    plan_fault(control, "POST", "/api/external-assets", "5xx", count=2)
     run_to_rest(ctx, row_id)
-    assert api_calls(control) == [LOAD, FIND_CARD, LOAD]
+    assert api_calls(control) == [LOAD, LOAD, LOAD], "a fresh budget: two 5xx, then sent"
     _assert_sent_once(settings, control, sandbox, row_id)
 
 
@@ -465,3 +509,15 @@ def test_a_row_that_learns_late_its_card_was_transferred_still_gets_its_transfer
         if not sync_transfer_ids(database_url=settings.database_url, client=ctx.client).pending:
             break
     assert read_row(settings, early).transfer_id == early_transfer
+
+
+def test_a_fault_on_a_listing_page_is_asked_again_within_the_same_sync_run(
+    settings: Settings, ctx: PipelineContext, control: httpx.Client, sandbox: SandboxHandle
+) -> None:
+    row_id = stored_row(settings, CARD)
+    plan_fault(control, "POST", "/api/external-assets", "timeout")
+    run_to_rest(ctx, row_id)
+    plan_fault(control, "GET", "/api/asset-transfers", "5xx")
+    report = sync_transfer_ids(database_url=settings.database_url, client=ctx.client)
+    assert (report.resolved, report.pages) == (1, 2)
+    _assert_sent_once(settings, control, sandbox, row_id)
