@@ -113,6 +113,7 @@ def batch_view(batch: Batch, counts: dict[str, int]) -> dict[str, Any]:
         "counts": counts,
         "created_at": _iso(batch.created_at),
         "updated_at": _iso(batch.updated_at),
+        "start_at": _iso(batch.start_at),
         "started_at": _iso(batch.started_at),
         "finished_at": _iso(batch.finished_at),
     }

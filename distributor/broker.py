@@ -20,6 +20,8 @@ from kombu import Exchange, Queue
 
 from distributor.config import Settings
 from distributor.constants import CELERY_QUEUE, CONTROL_QUEUE, QUEUE_SENTINEL_KEY
+from distributor.notifications import RELAY_SECONDS
+from distributor.pipeline.scheduling import START_CHECK_SECONDS
 from distributor.pipeline.tracking import poll_period_seconds
 
 ROW_TASK = "distributor.load_and_transfer"
@@ -28,7 +30,19 @@ SWEEP_TASK = "distributor.sweep"
 POLL_TASK = "distributor.poll_transfers"
 REFRESH_TASK = "distributor.refresh_transfer"
 SYNC_IDS_TASK = "distributor.sync_transfer_ids"
-CONTROL_TASKS = (DISPATCH_TASK, SWEEP_TASK, POLL_TASK, REFRESH_TASK, SYNC_IDS_TASK)
+START_SCHEDULED_TASK = "distributor.start_scheduled"
+RELAY_NOTIFICATIONS_TASK = "distributor.relay_notifications"
+NOTIFY_TASK = "distributor.send_notification"
+CONTROL_TASKS = (
+    DISPATCH_TASK,
+    SWEEP_TASK,
+    POLL_TASK,
+    REFRESH_TASK,
+    SYNC_IDS_TASK,
+    START_SCHEDULED_TASK,
+    RELAY_NOTIFICATIONS_TASK,
+    NOTIFY_TASK,
+)
 """Tasks routed to ``CONTROL_QUEUE``; every other task goes to the row queue."""
 TASK_TIME_LIMIT_SECONDS = 600
 VISIBILITY_TIMEOUT_SECONDS = 3600
@@ -61,12 +75,26 @@ ROW_QUEUE = _queue(CELERY_QUEUE)
 CONTROL = _queue(CONTROL_QUEUE)
 
 
+def _every(task: str, seconds: float) -> dict[str, object]:
+    # A periodic message older than its period is dropped: the next one does the same
+    # work, and a Postgres outage must not leave a pile of them behind.
+    return {"task": task, "schedule": seconds, "options": {"expires": seconds * 2}}
+
+
 def make_celery(settings: Settings) -> Celery:
     """A Celery app configured for ``settings`` (the worker's, or a producer's)."""
     celery = Celery("distributor", broker=settings.redis_url)
     sweep_seconds = settings.sweep_interval_seconds
     poll_seconds = poll_period_seconds(settings.transfer_poll_interval_seconds)
     sync_seconds = settings.transfer_id_sync_interval_seconds
+    schedule = {
+        "sweep": _every(SWEEP_TASK, sweep_seconds),
+        "poll-transfers": _every(POLL_TASK, poll_seconds),
+        "sync-transfer-ids": _every(SYNC_IDS_TASK, sync_seconds),
+        "start-scheduled": _every(START_SCHEDULED_TASK, START_CHECK_SECONDS),
+    }
+    if settings.batch_notify_url is not None:
+        schedule["relay-notifications"] = _every(RELAY_NOTIFICATIONS_TASK, RELAY_SECONDS)
     celery.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -83,25 +111,7 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
-        beat_schedule={
-            # A periodic message older than its period is dropped: the next one does the
-            # same work, and a Postgres outage must not leave a pile of sweeps behind.
-            "sweep": {
-                "task": SWEEP_TASK,
-                "schedule": sweep_seconds,
-                "options": {"expires": sweep_seconds * 2},
-            },
-            "poll-transfers": {
-                "task": POLL_TASK,
-                "schedule": poll_seconds,
-                "options": {"expires": poll_seconds * 2},
-            },
-            "sync-transfer-ids": {
-                "task": SYNC_IDS_TASK,
-                "schedule": sync_seconds,
-                "options": {"expires": sync_seconds * 2},
-            },
-        },
+        beat_schedule=schedule,
     )
     return celery
 
@@ -137,6 +147,15 @@ class CeleryRowQueue:
                 )
 
 
+def notification_sender(celery: Celery) -> Callable[[int], None]:
+    """``send(notification_id)``: ask a worker to POST one completion notification."""
+
+    def send(notification_id: int) -> None:
+        celery.send_task(NOTIFY_TASK, kwargs={"notification_id": notification_id})
+
+    return send
+
+
 def batch_dispatcher(celery: Celery) -> Callable[[int], None]:
     """``dispatch(batch_id)``: ask a worker to enqueue the batch's ready rows."""
 
@@ -144,6 +163,13 @@ def batch_dispatcher(celery: Celery) -> Callable[[int], None]:
         celery.send_task(DISPATCH_TASK, kwargs={"batch_id": batch_id})
 
     return dispatch
+
+
+def request_refresh(celery: Celery, *, row_id: int, batch_id: int, countdown: float) -> None:
+    """Ask a worker to look the row's transfer up at Centrapay in ``countdown`` seconds."""
+    celery.send_task(
+        REFRESH_TASK, kwargs={"row_id": row_id, "batch_id": batch_id}, countdown=countdown
+    )
 
 
 class RedisQueueWatch:

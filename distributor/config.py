@@ -1,4 +1,5 @@
-"""Settings: the only place that reads the environment (and a ``.env`` file).
+"""Settings: the only place that reads the environment (and a ``.env`` file); the sandbox,
+``centrapay_sandbox``, reads its own SANDBOX_ variables.
 
 Each field's name is its environment variable, upper-cased. ``get_settings()`` turns a
 missing or malformed value into a ``ConfigError`` whose message names the variable, so
@@ -8,10 +9,9 @@ every entry point can print one clear line instead of a traceback.
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from distributor.constants import ASSET_TYPES, DEFAULT_ASSET_TYPE, DEFAULT_ISSUER, ISSUERS
@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     upload_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     upload_max_rows: int = Field(default=200_000, ge=1)
 
+    dashboard_url: str | None = None
+    # Before the URL: its validator reads the secret.
+    batch_notify_secret: SecretStr | None = None
+    batch_notify_url: str | None = None
+
     _split = field_validator(
         "distributor_previous_secret_keys", "distributor_api_tokens", mode="before"
     )(_split_commas)
@@ -96,44 +101,32 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 characters")
         return value
 
+    @field_validator("dashboard_url", "batch_notify_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("batch_notify_url")
+    @classmethod
+    def _signed(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Checked here, not when the first batch ends: a receiver must never get an
+        # unsigned notification, and the operator learns it at start-up.
+        if value is not None and info.data.get("batch_notify_secret") is None:
+            raise ValueError("needs BATCH_NOTIFY_SECRET, the key its notifications are signed with")
+        return value
+
+    def public_dashboard_url(self) -> str:
+        """Where people reach the dashboard: DASHBOARD_URL, else where ``serve`` listens."""
+        base = self.dashboard_url or f"http://{self.api_host}:{self.api_port}"
+        return base.rstrip("/")
+
     def require(self, *names: str) -> None:
         """Raise ConfigError naming the first of ``names`` that is not set."""
         for name in names:
             if getattr(self, name) in (None, "", []):
                 raise ConfigError(f"{name.upper()} is not set; see README.md, Settings")
-
-
-class SandboxSettings(BaseSettings):
-    """Settings of the local Centrapay sandbox (``distributor sandbox``), prefixed SANDBOX_."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="SANDBOX_", env_file=".env", extra="ignore", frozen=True
-    )
-
-    host: str = "127.0.0.1"
-    port: int = Field(default=8100, ge=0, le=65535)
-    latency_ms: float = Field(default=0.0, ge=0)
-    rate_limit: float = Field(default=0.0, ge=0, description="requests/second; 0 = unlimited")
-    fault_5xx: float = Field(default=0.0, ge=0, le=1)
-    fault_timeout: float = Field(default=0.0, ge=0, le=1)
-    fault_drop: float = Field(default=0.0, ge=0, le=1)
-    fault_429: float = Field(default=0.0, ge=0, le=1)
-    rate_burst: int = Field(default=5, ge=1, description="requests a key may send at once")
-    timeout_hold_seconds: float = Field(
-        default=30.0, gt=0, description="how long a timeout fault withholds the answer"
-    )
-    page_size: int = Field(default=100, ge=1, le=1000, description="items per listing page")
-    cards: Path | None = None
-    time_scale: float = Field(default=1.0, gt=0)
-    api_keys: CommaList = Field(default_factory=lambda: ["sandbox-key:sandbox-account"])
-    list_order: Literal["newest", "oldest"] = Field(
-        default="newest", description="order of every listing (Centrapay documents none)"
-    )
-    single_call: bool = Field(
-        default=True, description="POST /api/external-assets may carry assetTransfer"
-    )
-
-    _split = field_validator("api_keys", mode="before")(_split_commas)
 
 
 def _describe(exc: ValidationError, prefix: str) -> str:
@@ -149,11 +142,3 @@ def get_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         raise ConfigError(_describe(exc, "")) from None
-
-
-def get_sandbox_settings() -> SandboxSettings:
-    """The sandbox's settings; ConfigError names a bad variable."""
-    try:
-        return SandboxSettings()
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, "SANDBOX_")) from None

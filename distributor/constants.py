@@ -10,7 +10,8 @@ from enum import StrEnum
 
 REDIS_PREFIX = "distributor:"
 BUCKET_KEY_PREFIX = REDIS_PREFIX + "bucket:"
-DISPATCH_EPOCH_KEY = REDIS_PREFIX + "dispatch-epoch"
+REFRESH_KEY_PREFIX = REDIS_PREFIX + "transfer-refresh:"
+"""One key per transfer a webhook hinted at: hints within a second fold into one lookup."""
 QUEUE_SENTINEL_KEY = REDIS_PREFIX + "queue-sentinel"
 """Set once the sweeper has rebuilt the queue; gone means Redis lost its data (restart,
 flush, failover to an empty replica) and with it every queued message."""
@@ -28,6 +29,10 @@ ISSUERS = ("ezipay",)
 DEFAULT_ASSET_TYPE = "epay.nzd.main"
 DEFAULT_ISSUER = "ezipay"
 MESSAGE_MAX_CHARS = 100
+SENDER_NAME_MAX_CHARS = 30
+"""Centrapay's limit on an asset transfer's ``senderName``."""
+DESCRIPTION_MAX_CHARS = 200
+"""Centrapay's limit on an asset transfer's ``description``."""
 DEFAULT_PHONE_REGION = "NZ"
 NZ_COUNTRY_CODE = 64
 
@@ -76,10 +81,20 @@ class BatchState(StrEnum):
     """Where a whole batch stands."""
 
     QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    """Waiting for its ``start_at``; beat starts it then (or an operator, earlier)."""
     RUNNING = "running"
     PAUSED = "paused"
     CANCELLED = "cancelled"
     DONE = "done"
+
+
+class BatchEvent(StrEnum):
+    """What happened to a batch that the completion notification (BATCH_NOTIFY_URL) tells."""
+
+    DONE = "batch.done"
+    PAUSED = "batch.paused"
+    CANCELLED = "batch.cancelled"
 
 
 class TransferStatus(StrEnum):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -76,6 +77,8 @@ class Batch(Base):
     )
     started_at: Mapped[datetime | None] = mapped_column(Timestamp)
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    start_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    """When a scheduled batch is to start (``distributor upload --start-at``)."""
 
     rows: Mapped[list[Row]] = relationship(back_populates="batch", passive_deletes=True)
 
@@ -193,3 +196,43 @@ class SentTransfer(Base):
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[str | None] = mapped_column(String(40))
     """Centrapay's ``createdAt`` as sent (ISO 8601): the newest transfer of an asset wins."""
+
+
+UNSENT_SQL = "sent_at IS NULL AND given_up_at IS NULL"
+
+
+class Notification(Base):
+    """The outbox of completion notifications: one row per batch event to POST.
+
+    Written in the transaction that changes the batch's state, so an event is recorded
+    exactly when it happens, once however many workers saw it; a sender claims a row
+    (``claimed_until``) before it POSTs, so two never send one at once. Holds counts and
+    error codes only: never a card number, PIN or recipient.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index(
+            "ix_notifications_unsent",
+            "id",
+            postgresql_where=text(UNSENT_SQL),
+            sqlite_where=text(UNSENT_SQL),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    counts: Mapped[dict[str, int]] = mapped_column(JSON)
+    """Rows by state when the event happened."""
+    failed: Mapped[dict[str, int]] = mapped_column(JSON)
+    """Failed rows by error code when the event happened."""
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    due_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    """When the next attempt is expected (a message is on the queue for it); None: none is."""
+    claimed_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    given_up_at: Mapped[datetime | None] = mapped_column(Timestamp)

@@ -16,23 +16,31 @@ from typing import Any, ParamSpec, TypeVar
 import prometheus_client
 import psycopg
 import redis
-from celery import signals
+from celery import Task, signals
 from sqlalchemy import exc as sa_exc
 
+from distributor import notifications
 from distributor.broker import (
     DISPATCH_TASK,
+    NOTIFY_TASK,
     POLL_TASK,
     REFRESH_TASK,
+    RELAY_NOTIFICATIONS_TASK,
     ROW_TASK,
+    START_SCHEDULED_TASK,
     SWEEP_TASK,
     SYNC_IDS_TASK,
     CeleryRowQueue,
     RedisQueueWatch,
+    batch_dispatcher,
     make_celery,
+    notification_sender,
 )
 from distributor.config import get_settings
+from distributor.db import session_scope
 from distributor.errors import DatabaseUnavailable, DistributorError
-from distributor.pipeline import tracking
+from distributor.pipeline import scheduling, tracking
+from distributor.pipeline.clock import utcnow
 from distributor.pipeline.context import PipelineContext, build_context
 from distributor.pipeline.queueing import dispatch
 from distributor.pipeline.steps import advance_row
@@ -57,6 +65,8 @@ PERIODIC_DATABASE_RETRIES_MAX = 2
 settings = get_settings()
 app = make_celery(settings)
 row_queue = CeleryRowQueue(app)
+dispatch_later = batch_dispatcher(app)
+send_notification_later = notification_sender(app)
 queue_watch = RedisQueueWatch(settings.redis_url)
 
 P = ParamSpec("P")
@@ -110,6 +120,7 @@ _PERIODIC_RETRY_ON_DATABASE = _RETRY_ON_DATABASE | {"max_retries": PERIODIC_DATA
 
 _context_lock = threading.Lock()
 _context: PipelineContext | None = None
+_notifier: notifications.Notifier | None = None
 
 
 def pipeline_context() -> PipelineContext:
@@ -146,13 +157,25 @@ def _stop_taking_steps(**_kwargs: Any) -> None:
             _context.stopping.set()
 
 
+def notifier() -> notifications.Notifier:
+    """This process's notification sender (one HTTP client), built on first use."""
+    global _notifier
+    with _context_lock:
+        if _notifier is None:
+            _notifier = notifications.Notifier(settings)
+        return _notifier
+
+
 @signals.worker_shutdown.connect
 def _close_context(**_kwargs: Any) -> None:
-    global _context
+    global _context, _notifier
     with _context_lock:
         if _context is not None:
             _context.close()
             _context = None
+        if _notifier is not None:
+            _notifier.close()
+            _notifier = None
 
 
 @app.task(name=ROW_TASK, **_RETRY_ON_DATABASE)
@@ -208,3 +231,36 @@ def refresh_transfer(*, row_id: int, batch_id: int) -> None:
         raise
     except DistributorError as error:
         logger.info("row %s: transfer lookup left to the poller: %s", row_id, error)
+
+
+@app.task(name=START_SCHEDULED_TASK, **_PERIODIC_RETRY_ON_DATABASE)
+@_database_guarded
+def start_scheduled() -> int:
+    """Start the scheduled batches whose start time has come, and queue their rows."""
+    with session_scope(settings.database_url) as session:
+        started = scheduling.start_due(session, now=utcnow())
+    for batch_id in started:
+        logger.info("batch %s: its start time has come; started", batch_id)
+        # If this message is lost, the sweeper queues the rows of the running batch.
+        dispatch_later(batch_id)
+    return len(started)
+
+
+@app.task(name=RELAY_NOTIFICATIONS_TASK, **_PERIODIC_RETRY_ON_DATABASE)
+@_database_guarded
+def relay_notifications() -> int:
+    """Queue a send task for each completion notification that needs one."""
+    if settings.batch_notify_url is None:
+        return 0
+    return notifications.relay(database_url=settings.database_url, send=send_notification_later)
+
+
+@app.task(name=NOTIFY_TASK, bind=True, **_RETRY_ON_DATABASE)
+@_database_guarded
+def send_notification(self: Task[Any, Any], *, notification_id: int) -> str:
+    """POST one completion notification; on failure, again after a backoff (bounded)."""
+    attempt = notifier().attempt(notification_id)
+    if attempt.result is notifications.Result.RETRY:
+        # countdown <= BACKOFF_MAX_SECONDS: far below the broker's visibility_timeout.
+        raise self.retry(countdown=attempt.retry_in, max_retries=notifications.MAX_ATTEMPTS)
+    return str(attempt.result)

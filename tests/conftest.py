@@ -14,8 +14,9 @@ import httpx
 import pytest
 import redis
 
-from distributor.centrapay.sandbox.server import SandboxHandle, running_sandbox
-from distributor.config import SandboxSettings, Settings
+from centrapay_sandbox import SandboxSettings
+from centrapay_sandbox.server import SandboxHandle, running_sandbox
+from distributor.config import Settings
 from distributor.db import dispose_engines
 from distributor.migrate import upgrade
 from tests.resources import DatabaseCopies, TestGate, claimed_redis_database, fresh_database

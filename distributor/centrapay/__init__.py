@@ -1,1 +1,1 @@
-"""Talking to Centrapay: the HTTP client, and the local sandbox API."""
+"""Talking to Centrapay: the HTTP client (the local sandbox is ``centrapay_sandbox``)."""

@@ -33,6 +33,22 @@ from distributor.ratelimit import TokenBucket, acquire
 
 logger = logging.getLogger(__name__)
 
+
+class _NoQueryInRequestLogs(logging.Filter):
+    """httpx logs every request's URL (INFO); a card lookup carries the card number in its
+    query (``externalId``), so the query is dropped from the line, at any level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                arg.copy_with(query=None) if isinstance(arg, httpx.URL) else arg
+                for arg in record.args
+            )
+        return True
+
+
+logging.getLogger("httpx").addFilter(_NoQueryInRequestLogs())
+
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
 
 

@@ -29,7 +29,7 @@ from distributor.config import Settings
 from distributor.db import session_scope
 from distributor.errors import ConfigError, DistributorError
 from distributor.ingest import BatchOptions, IngestResult, ingest_csv
-from distributor.pipeline import batch_control
+from distributor.pipeline import batch_control, scheduling
 from distributor.pipeline.clock import utcnow
 from distributor.vault import vault_from_settings
 
@@ -120,9 +120,24 @@ def upload(
     start: Annotated[
         bool, typer.Option(help="Start sending at once; --no-start leaves the batch queued.")
     ] = True,
+    start_at: Annotated[
+        str | None,
+        typer.Option(
+            help="Send later: start at this time, ISO 8601 with its UTC offset "
+            "(2026-12-24T09:00+13:00); the batch waits as scheduled."
+        ),
+    ] = None,
 ) -> None:
     """Check a CSV of giftcards, store it as a batch and start sending it."""
     settings = load_settings()
+    when = None
+    if start_at is not None:
+        if not start:
+            raise fail("--start-at and --no-start contradict each other; choose one")
+        try:
+            when = scheduling.parse_start_at(start_at, now=utcnow(), field="--start-at")
+        except DistributorError as exc:
+            raise fail(escape(str(exc))) from None
     try:
         vault = vault_from_settings(settings)
     except ConfigError as exc:
@@ -148,10 +163,14 @@ def upload(
             max_rows=settings.upload_max_rows,
             pin_required=settings.pin_required,
         )
-        if start:
+        if when is not None:
+            scheduling.schedule(session, batch_id=result.batch_id, start_at=when)
+        elif start:
             batch_control.start(session, batch_id=result.batch_id, now=utcnow())
     print_ingest_result(result, file)
-    if start:
+    if when is not None:
+        console.print(f"batch {result.batch_id} scheduled to start at {when.isoformat()}")
+    elif start:
         dispatch_batch(settings, result.batch_id)
         console.print(f"batch {result.batch_id} started")
 

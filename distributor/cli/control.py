@@ -18,7 +18,7 @@ BatchId = Annotated[int, typer.Argument(help="The batch id, as printed by upload
 
 @app.command()
 def start(batch: BatchId) -> None:
-    """Start sending a batch uploaded with --no-start."""
+    """Start sending a batch uploaded with --no-start, or a scheduled one before its time."""
     settings = load_settings()
     with batch_session(settings) as session:
         batch_control.start(session, batch_id=batch, now=utcnow())

@@ -26,7 +26,11 @@ from distributor.errors import ConfigError, DistributorError
 from distributor.ingest import BatchOptions, ingest_csv
 from distributor.progress import batch_progress
 from distributor.report import write_report
-from distributor.standalone.runner import StandaloneRunner, standalone_settings
+from distributor.standalone.runner import (
+    FINAL_NOTIFY_SECONDS,
+    StandaloneRunner,
+    standalone_settings,
+)
 from distributor.vault import vault_from_settings
 
 REFRESH_SECONDS = 0.5
@@ -166,6 +170,7 @@ def run(
                 runner.start(batch_id)
                 state = _watch(runner, settings, batch_id)
                 runner.settle_transfer_ids()
+                runner.send_notifications(wait_seconds=FINAL_NOTIFY_SECONDS)
             except KeyboardInterrupt:
                 console.print(f"interrupted: run again with --batch {batch_id} to go on")
                 state = BatchState.PAUSED

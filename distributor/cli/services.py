@@ -10,7 +10,6 @@ import typer
 
 from distributor import migrate
 from distributor.cli.common import app, configure_logging, console, db_app, fail, load_settings
-from distributor.config import SandboxSettings
 from distributor.constants import WORKER_QUEUES
 from distributor.errors import ConfigError
 
@@ -102,59 +101,15 @@ def beat(
     celery_app.start(argv)  # type: ignore[attr-defined]
 
 
-@app.command()
-def sandbox(
-    port: Annotated[int | None, typer.Option(help="Port (SANDBOX_PORT).")] = None,
-    latency_ms: Annotated[
-        float | None, typer.Option(help="Added latency per request (SANDBOX_LATENCY_MS).")
-    ] = None,
-    rate_limit: Annotated[
-        float | None, typer.Option(help="Requests/second per key, 0 = none (SANDBOX_RATE_LIMIT).")
-    ] = None,
-    fault_5xx: Annotated[
-        float | None, typer.Option(help="Share of 5xx answers, 0..1 (SANDBOX_FAULT_5XX).")
-    ] = None,
-    fault_timeout: Annotated[
-        float | None,
-        typer.Option(help="Share applied then timed out, 0..1 (SANDBOX_FAULT_TIMEOUT)."),
-    ] = None,
-    fault_drop: Annotated[
-        float | None,
-        typer.Option(help="Share applied then dropped, 0..1 (SANDBOX_FAULT_DROP)."),
-    ] = None,
-    fault_429: Annotated[
-        float | None, typer.Option(help="Share of 429 answers, 0..1 (SANDBOX_FAULT_429).")
-    ] = None,
-    rate_burst: Annotated[
-        int | None, typer.Option(help="Burst of the rate limit (SANDBOX_RATE_BURST).")
-    ] = None,
-    cards: Annotated[Path | None, typer.Option(help="Card catalogue file (SANDBOX_CARDS).")] = None,
-    time_scale: Annotated[
-        float | None, typer.Option(help="How much faster the clock runs (SANDBOX_TIME_SCALE).")
-    ] = None,
-) -> None:
-    """Run the local Centrapay sandbox API."""
-    from distributor.centrapay.sandbox.server import serve as serve_sandbox
-    from distributor.config import get_sandbox_settings
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def sandbox(ctx: typer.Context) -> None:
+    """Run the local Centrapay sandbox API, as python -m centrapay_sandbox (see --help)."""
+    from centrapay_sandbox.cli import main as sandbox_main
 
-    try:
-        base = get_sandbox_settings()
-    except ConfigError as exc:
-        raise fail(str(exc), code=2) from None
-    overrides = {
-        "port": port,
-        "latency_ms": latency_ms,
-        "rate_limit": rate_limit,
-        "fault_5xx": fault_5xx,
-        "fault_timeout": fault_timeout,
-        "fault_drop": fault_drop,
-        "fault_429": fault_429,
-        "rate_burst": rate_burst,
-        "cards": cards,
-        "time_scale": time_scale,
-    }
-    settings = SandboxSettings.model_validate(
-        base.model_dump() | {key: value for key, value in overrides.items() if value is not None}
-    )
     configure_logging()
-    serve_sandbox(settings)
+    code = sandbox_main(list(ctx.args), prog="distributor sandbox")
+    if code:
+        raise typer.Exit(code)

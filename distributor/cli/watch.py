@@ -164,6 +164,11 @@ def print_status(console: Console, snapshot: Snapshot) -> None:
     )
     if batch.pause_reason:
         console.print(f"paused: {escape(batch.pause_reason)}")
+    if batch.start_at is not None and batch.state == BatchState.SCHEDULED:
+        console.print(
+            f"scheduled to start at {batch.start_at:%Y-%m-%d %H:%M:%S %Z}; "
+            f"`distributor start {batch.id}` starts it now"
+        )
     if batch.notice:
         console.print(f"note: {escape(batch.notice)}")
     if batch.started_at is not None:

@@ -15,14 +15,16 @@ import phonenumbers
 from distributor.constants import (
     ASSET_TYPES,
     DEFAULT_PHONE_REGION,
+    DESCRIPTION_MAX_CHARS,
     ISSUERS,
     MESSAGE_MAX_CHARS,
     NZ_COUNTRY_CODE,
+    SENDER_NAME_MAX_CHARS,
 )
 from distributor.ingest import columns as col
 from distributor.ingest.columns import Layout
 from distributor.ingest.parse import RawRecord
-from distributor.ingest.values import NAME_MAX_CHARS, BatchOptions
+from distributor.ingest.values import BatchOptions
 from distributor.masking import mask_card, mask_email, mask_phone
 
 MISSING_FIELD = "MISSING_FIELD"
@@ -33,7 +35,8 @@ INVALID_PIN = "INVALID_PIN"
 MESSAGE_TOO_LONG = "MESSAGE_TOO_LONG"
 INVALID_TYPE = "INVALID_TYPE"
 INVALID_ISSUER = "INVALID_ISSUER"
-TEXT_TOO_LONG = "TEXT_TOO_LONG"
+SENDER_NAME_TOO_LONG = "SENDER_NAME_TOO_LONG"
+DESCRIPTION_TOO_LONG = "DESCRIPTION_TOO_LONG"
 
 CARD_NUMBER_MAX_DIGITS = 64
 PIN_MAX_DIGITS = 32
@@ -209,10 +212,10 @@ def check_choice(raw: str, *, field: str, allowed: tuple[str, ...], code: str) -
     return Problem(field, code, f"must be one of {', '.join(allowed)}")
 
 
-def check_text(raw: str | None, *, field: str) -> Problem | None:
-    """The problem with a free-text column that must fit its database column, if any."""
-    if raw is not None and len(raw) > NAME_MAX_CHARS:
-        return Problem(field, TEXT_TOO_LONG, f"longer than {NAME_MAX_CHARS} characters")
+def check_text(raw: str | None, *, field: str, limit: int, code: str) -> Problem | None:
+    """The problem with a free-text column longer than Centrapay allows, if any."""
+    if raw is not None and len(raw) > limit:
+        return Problem(field, code, f"{len(raw)} characters; Centrapay's limit is {limit}")
     return None
 
 
@@ -255,8 +258,12 @@ def check_record(
     message_problem = check_message(message)
     type_problem = check_choice(asset_type, field=col.TYPE, allowed=ASSET_TYPES, code=INVALID_TYPE)
     issuer_problem = check_choice(issuer, field=col.ISSUER, allowed=ISSUERS, code=INVALID_ISSUER)
-    sender_problem = check_text(sender_name, field=col.SENDER_NAME)
-    description_problem = check_text(description, field=col.DESCRIPTION)
+    sender_problem = check_text(
+        sender_name, field=col.SENDER_NAME, limit=SENDER_NAME_MAX_CHARS, code=SENDER_NAME_TOO_LONG
+    )
+    description_problem = check_text(
+        description, field=col.DESCRIPTION, limit=DESCRIPTION_MAX_CHARS, code=DESCRIPTION_TOO_LONG
+    )
     for outcome in (
         recipient,
         card,

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from distributor.constants import ASSET_TYPES, ISSUERS
+from distributor.constants import (
+    ASSET_TYPES,
+    DESCRIPTION_MAX_CHARS,
+    ISSUERS,
+    SENDER_NAME_MAX_CHARS,
+)
 from distributor.errors import UploadRejected
 
 NAME_MAX_CHARS = 255  # the width of batches.name, sender_name and description
+OPTION_NAMES = {
+    "sender name": " (--sender-name, senderName)",
+    "description": " (--description, description)",
+}
+"""How the CLI and the API name the batch options that Centrapay limits."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,14 +36,16 @@ class BatchOptions:
             raise UploadRejected(f"type must be one of {', '.join(ASSET_TYPES)}")
         if self.issuer not in ISSUERS:
             raise UploadRejected(f"issuer must be one of {', '.join(ISSUERS)}")
-        for label, value in (
-            ("name", self.name),
-            ("sender name", self.sender_name),
-            ("description", self.description),
+        # The CLI option and the API field are named, so the caller knows which to fix.
+        for label, value, limit in (
+            ("name", self.name, NAME_MAX_CHARS),
+            ("sender name", self.sender_name, SENDER_NAME_MAX_CHARS),
+            ("description", self.description, DESCRIPTION_MAX_CHARS),
         ):
-            if value is not None and len(value) > NAME_MAX_CHARS:
+            if value is not None and len(value) > limit:
                 raise UploadRejected(
-                    f"the batch {label} is longer than {NAME_MAX_CHARS} characters"
+                    f"the batch {label}{OPTION_NAMES.get(label, '')} is longer than {limit} "
+                    f"characters ({len(value)})"
                 )
             if value is not None and "\0" in value:
                 # Postgres cannot store a NUL in text; no name needs one

@@ -1,7 +1,9 @@
 """Batch-level state changes: start, pause, resume, cancel, retry, finish.
 
 Like the row transitions, each is a compare-and-set, so two operators (or an operator and
-a worker) acting at once cannot leave a batch in a state neither asked for.
+a worker) acting at once cannot leave a batch in a state neither asked for. A change to
+done, paused or cancelled records its notification (``outbox``) in the same transaction:
+one per change, whoever made it.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from sqlalchemy import Table, Update, and_, bindparam, case, exists, not_, or_, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from distributor import outbox
 from distributor.batches import get_batch
-from distributor.constants import LIVE_STATES, UNSETTLED_STATES, BatchState, RowState
+from distributor.constants import LIVE_STATES, UNSETTLED_STATES, BatchEvent, BatchState, RowState
 from distributor.errors import Conflict, NotFound, SecretUnreadable
 from distributor.models import Batch, Row
+from distributor.pipeline.clock import utcnow
 from distributor.vault import Vault
 
 RETRY_CHUNK_ROWS = 1_000
@@ -58,27 +62,32 @@ def _set_state(
 
 
 def start(session: Session, *, batch_id: int, now: datetime) -> None:
-    """queued -> running; Conflict if the batch is not queued."""
+    """queued or scheduled (early) -> running; Conflict otherwise."""
     batch = get_batch(session, batch_id)
     if not _set_state(
         session,
         batch_id=batch_id,
-        expected=[BatchState.QUEUED],
+        expected=[BatchState.QUEUED, BatchState.SCHEDULED],
         state=BatchState.RUNNING,
         values={"started_at": now},
     ):
-        raise Conflict(f"batch {batch_id} is {batch.state}, not queued")
+        raise Conflict(f"batch {batch_id} is {batch.state}, not queued or scheduled")
 
 
-def pause(session: Session, *, batch_id: int, reason: str) -> bool:
+def pause(session: Session, *, batch_id: int, reason: str, now: datetime | None = None) -> bool:
     """running/queued -> paused, with the reason shown to operators."""
-    return _set_state(
+    paused = _set_state(
         session,
         batch_id=batch_id,
         expected=[BatchState.RUNNING, BatchState.QUEUED],
         state=BatchState.PAUSED,
         values={"pause_reason": reason},
     )
+    if paused:
+        outbox.record(
+            session, batch_id=batch_id, event=BatchEvent.PAUSED, reason=reason, now=now or utcnow()
+        )
+    return paused
 
 
 def resume(session: Session, *, batch_id: int) -> None:
@@ -115,7 +124,11 @@ def cancel(session: Session, *, batch_id: int, now: datetime) -> int:
             state=BatchState.CANCELLED,
             values={"finished_at": now},
         ):
-            return cancel_idle_rows(session, batch_id=batch_id, now=now)
+            cancelled = cancel_idle_rows(session, batch_id=batch_id, now=now)
+            outbox.record(
+                session, batch_id=batch_id, event=BatchEvent.CANCELLED, reason=None, now=now
+            )
+            return cancelled
     raise Conflict(f"batch {batch_id} keeps changing state; try again")
 
 
@@ -184,7 +197,10 @@ def finish_if_settled(session: Session, *, batch_id: int, now: datetime) -> bool
     if connection.execute(_UNSETTLED, params).scalar():
         return False
     connection.execute(_LOCK_BATCH, params)
-    return connection.execute(_FINISH, params).rowcount == 1
+    if connection.execute(_FINISH, params).rowcount != 1:
+        return False
+    outbox.record(session, batch_id=batch_id, event=BatchEvent.DONE, reason=None, now=now)
+    return True
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -20,10 +21,11 @@ from pydantic import SecretStr
 
 from distributor import migrate
 from distributor.batches import get_batch
-from distributor.centrapay.sandbox.server import running_sandbox
-from distributor.config import SandboxSettings, Settings
+from distributor.config import Settings
 from distributor.constants import BatchState
 from distributor.db import session_scope
+from distributor.errors import ConfigError
+from distributor.notifications import Notifier
 from distributor.pipeline import batch_control
 from distributor.pipeline.clock import utcnow
 from distributor.pipeline.context import build_context
@@ -41,6 +43,9 @@ KEY_FILE = "secret.key"
 SANDBOX_API_KEY = "standalone-key"
 SANDBOX_ACCOUNT = "standalone-account"
 SANDBOX_RATE_PER_SECOND = 100.0
+FINAL_NOTIFY_SECONDS = 30.0
+"""How long the end of a run waits for the receiver of BATCH_NOTIFY_URL to accept."""
+FINAL_NOTIFY_PAUSE_SECONDS = 1.0
 FINAL_SYNC_RUNS = 5
 """Transfer-id sync runs at the end of a run, for a report that holds every id it can."""
 """Against the local sandbox a dry run need not crawl at a production rate."""
@@ -74,11 +79,17 @@ def standalone_settings(*, base: Settings, state_dir: Path) -> Iterator[Standalo
     with ExitStack() as stack:
         sandbox = base.centrapay_base_url is None
         if sandbox:
-            sandbox_settings = SandboxSettings(
+            # Imported here: a run against a real Centrapay never loads the sandbox.
+            import centrapay_sandbox
+
+            sandbox_settings = centrapay_sandbox.SandboxSettings(
                 _env_file=None,
                 api_keys=[f"{SANDBOX_API_KEY}:{SANDBOX_ACCOUNT}"],
             )
-            handle = stack.enter_context(running_sandbox(sandbox_settings))
+            try:
+                handle = stack.enter_context(centrapay_sandbox.running_sandbox(sandbox_settings))
+            except centrapay_sandbox.ConfigError as exc:
+                raise ConfigError(str(exc)) from exc
             update |= {
                 "centrapay_base_url": handle.base_url,
                 "centrapay_api_key": SecretStr(SANDBOX_API_KEY),
@@ -105,6 +116,8 @@ class StandaloneRunner:
             lambda row_id: advance_row(self._context, row_id),
             threads=settings.worker_concurrency,
         )
+        # Sent from this process: standalone mode has no Celery to retry them.
+        self._notifier = Notifier(settings) if settings.batch_notify_url is not None else None
 
     def start(self, batch_id: int) -> str:
         """Start a queued batch, resume a paused one, or go on with a running one, and queue
@@ -123,6 +136,18 @@ class StandaloneRunner:
         for transfer ids whose answers were lost."""
         sweep(database_url=self.settings.database_url, queue=self._queue, watch=self._queue)
         self.sync_transfer_ids()
+        self.send_notifications()
+
+    def send_notifications(self, *, wait_seconds: float = 0.0) -> None:
+        """Completion notifications that are due, once each; for up to ``wait_seconds``
+        more, the ones that failed again after their backoff (the end of a run)."""
+        if self._notifier is None:
+            return
+        self._notifier.send_ready()
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline and self._notifier.unsent():
+            time.sleep(FINAL_NOTIFY_PAUSE_SECONDS)
+            self._notifier.send_ready()
 
     def sync_transfer_ids(self) -> int:
         """One run of the transfer-id sync; how many sent rows still wait for their id."""
@@ -142,3 +167,5 @@ class StandaloneRunner:
         self._context.stopping.set()
         self._queue.close()
         self._context.close()
+        if self._notifier is not None:
+            self._notifier.close()

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from centrapay_sandbox.server import SandboxHandle
 from distributor.batches import batch_counts
 from distributor.broker import CeleryRowQueue, make_celery
-from distributor.centrapay.sandbox.server import SandboxHandle
 from distributor.config import Settings
 from distributor.constants import UNSETTLED_STATES
 from distributor.db import session_scope

@@ -24,9 +24,9 @@ from websockets.sync.client import ClientConnection, connect
 from distributor.api.app import create_app
 from distributor.config import Settings
 from distributor.constants import BatchState
-from distributor.serving import serve_in_thread
 from tests.conftest import TEST_API_TOKEN
 from tests.integration.dashboard.dashboard_helpers import Spec, specs, store_batch
+from tests.serving import serve_in_thread
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 STARTUP_TIMEOUT_SECONDS = 20.0

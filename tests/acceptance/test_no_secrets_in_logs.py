@@ -40,11 +40,11 @@ from typer.testing import CliRunner
 from distributor.api.app import create_app
 from distributor.cli import app as cli
 from distributor.config import Settings, get_settings
-from distributor.serving import serve_in_thread
 from tests.acceptance.conftest import wait_until_settled
 from tests.conftest import SANDBOX_ACCOUNT, TEST_API_TOKEN
 from tests.integration.security.security_helpers import app_routes, found_secrets
 from tests.processes import ServiceProcess, service_env, start_together
+from tests.serving import serve_in_thread
 
 CENTRAPAY_KEY = "cpk-test-7Hq2Lx9RvB4sW1nZ"  # distinctive: "sandbox-key" is also a word
 GOOD = [f"2340{8461930 + i}" for i in range(6)]

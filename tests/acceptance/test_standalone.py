@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from distributor.centrapay.sandbox.server import SandboxHandle, running_sandbox
-from distributor.config import SandboxSettings
+from centrapay_sandbox import SandboxSettings
+from centrapay_sandbox.server import SandboxHandle, running_sandbox
 from tests.acceptance.conftest import assert_each_sent_once
 
 DEMO_PINS = ("73315", "73316", "73317")

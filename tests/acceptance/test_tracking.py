@@ -9,16 +9,15 @@ from collections.abc import Callable
 import httpx
 from sqlalchemy import select
 
-from distributor.api.app import create_app
-from distributor.api.routes.webhooks import REFRESH_DEBOUNCE_SECONDS
-from distributor.centrapay.sandbox.lifecycle import (
+from centrapay_sandbox.lifecycle import (
     EXPIRED_AFTER_SECONDS,
     RETURNED_AFTER_EXPIRY_SECONDS,
 )
+from distributor.api.app import create_app
+from distributor.api.routes.webhooks import REFRESH_DEBOUNCE_SECONDS
 from distributor.config import Settings
 from distributor.db import session_scope
 from distributor.models import Row
-from distributor.serving import serve_in_thread
 from tests.acceptance.conftest import card_number, enqueue, wait_until_settled
 from tests.factories import store_running_batch
 from tests.integration.tracking.tracking_helpers import (
@@ -28,6 +27,7 @@ from tests.integration.tracking.tracking_helpers import (
     summary,
 )
 from tests.processes import ServiceProcess
+from tests.serving import serve_in_thread
 
 StartService = Callable[..., ServiceProcess]
 

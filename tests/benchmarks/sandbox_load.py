@@ -1,6 +1,6 @@
 """Load benchmark of the Centrapay sandbox's rate limiter and its once-per-card guarantee.
 
-Starts the sandbox as a separate process (``python -m distributor.centrapay.sandbox``) with a
+Starts the sandbox as a separate process (``python -m centrapay_sandbox``) with a
 rate limit, drives it from this process with concurrent clients for a bounded time, loading
 distinct cards and some repeated ones, and prints JSON figures: configured and measured
 accepted rate, deviation, count of 429s, and the most loads of any one card (must be 1).
@@ -42,7 +42,7 @@ def free_port() -> int:
 def start_sandbox(port: int, *, rate: float, burst: int) -> subprocess.Popen[bytes]:
     """The sandbox in its own process, all faults off, one API key."""
     command = [
-        sys.executable, "-m", "distributor.centrapay.sandbox",
+        sys.executable, "-m", "centrapay_sandbox",
         "--host", "127.0.0.1", "--port", str(port),
         "--rate-limit", str(rate), "--rate-burst", str(burst),
         "--latency-ms", "0", "--fault-5xx", "0", "--fault-timeout", "0",

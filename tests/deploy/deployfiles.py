@@ -16,7 +16,8 @@ from dotenv import dotenv_values
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from distributor.config import SandboxSettings, Settings
+from centrapay_sandbox import SandboxSettings
+from distributor.config import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"

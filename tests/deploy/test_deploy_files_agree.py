@@ -12,8 +12,9 @@ import typer
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from centrapay_sandbox import SandboxSettings
 from distributor.cli import app
-from distributor.config import SandboxSettings, Settings
+from distributor.config import Settings
 from tests.deploy.deployfiles import (
     ENV_EXAMPLE,
     dockerfile_exec_form,
@@ -272,3 +273,17 @@ def test_the_image_installs_only_the_runtime_part_of_the_lock_held_to_its_pins()
     )
     assert "-r /tmp/runtime.in" in dependencies
     assert "--no-deps" in project and "--no-build-isolation" in project
+
+
+def test_the_image_copies_every_package_pyproject_installs() -> None:
+    copied = {
+        args.split()[0]
+        for keyword, args in dockerfile_instructions()
+        if keyword == "COPY" and not args.startswith("--")
+    }
+    packages = {
+        pattern.rstrip("*")
+        for pattern in pyproject()["tool"]["setuptools"]["packages"]["find"]["include"]
+    }
+    assert packages == {"distributor", "centrapay_sandbox"}
+    assert packages <= copied, f"pyproject installs {packages}, the image copies {copied}"

@@ -13,7 +13,7 @@ from distributor.api.deps import ID_MAX, Authorized, BatchId, DispatchDep, Sessi
 from distributor.constants import ASSET_TYPES, ISSUERS, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, RowState
 from distributor.errors import UploadRejected
 from distributor.ingest import BatchOptions, ingest_csv
-from distributor.pipeline import batch_control
+from distributor.pipeline import batch_control, scheduling
 from distributor.pipeline.clock import utcnow
 from distributor.pipeline.tracking import transfer_summary
 from distributor.progress import batch_progress, progress_view
@@ -65,8 +65,18 @@ def upload_batch(
     sender_name: Annotated[str | None, Form(alias="senderName")] = None,
     description: Annotated[str | None, Form()] = None,
     start: Annotated[bool, Form(description="start sending at once")] = True,
+    start_at: Annotated[
+        str | None,
+        Form(
+            alias="startAt",
+            description="send later: ISO 8601 with a UTC offset, e.g. 2026-12-24T09:00+13:00",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """Store a CSV as a batch (rejected whole, nothing stored, if no row is valid)."""
+    when = None
+    if start_at:
+        when = scheduling.parse_start_at(start_at, now=utcnow(), field="startAt")
     if file.size is not None and file.size > settings.upload_max_bytes:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
@@ -87,13 +97,16 @@ def upload_batch(
         max_rows=settings.upload_max_rows,
         pin_required=settings.pin_required,
     )
-    if start:
+    if when is not None:
+        scheduling.schedule(session, batch_id=result.batch_id, start_at=when)
+    elif start:
         batch_control.start(session, batch_id=result.batch_id, now=utcnow())
     session.commit()
-    if start:
+    if start and when is None:
         dispatch(result.batch_id)
     return {
         "id": result.batch_id,
+        "start_at": when.isoformat() if when is not None else None,
         "counts": result.counts,
         "problems": [problem.__dict__ for problem in result.problems],
     }
@@ -133,7 +146,7 @@ def rows(
 
 @router.post("/{batch_id}/start")
 def start(session: SessionDep, dispatch: DispatchDep, batch_id: BatchId) -> dict[str, Any]:
-    """Start sending a queued batch."""
+    """Start sending a queued batch, or a scheduled one before its time."""
     batch_control.start(session, batch_id=batch_id, now=utcnow())
     session.commit()
     dispatch(batch_id)

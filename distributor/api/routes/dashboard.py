@@ -166,7 +166,7 @@ def _page(template: str, *, status_code: int = status.HTTP_200_OK, **context: An
 def _actions(batch: Batch, progress: Progress) -> frozenset[str]:
     """The buttons that make sense for the batch as it stands."""
     shown = set()
-    if batch.state == BatchState.QUEUED:
+    if batch.state in (BatchState.QUEUED, BatchState.SCHEDULED):
         shown.add("start")
     if batch.state in (BatchState.QUEUED, BatchState.RUNNING):
         shown.add("pause")

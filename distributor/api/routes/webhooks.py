@@ -22,17 +22,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from distributor.api.deps import SettingsDep
-from distributor.broker import REFRESH_TASK, make_celery
+from distributor.broker import make_celery, request_refresh
 from distributor.config import Settings
-from distributor.constants import REDIS_PREFIX
+from distributor.constants import REFRESH_KEY_PREFIX
 from distributor.db import session_scope
 from distributor.pipeline.tracking import find_tracked_row
 
 WEBHOOK_MAX_BYTES = 64 * 1024
 """A transfer's JSON is well under 2 KiB; anything much larger is not from Centrapay."""
 REFRESH_DEBOUNCE_SECONDS = 1.0
-REFRESH_KEY_PREFIX = REDIS_PREFIX + "transfer-refresh:"
-"""Set (expiring after REFRESH_DEBOUNCE_SECONDS) while a row's look-up is scheduled."""
 ACCEPTED = {"status": "accepted"}
 
 router = APIRouter(prefix="/webhooks/centrapay", tags=["webhooks"])
@@ -57,10 +55,8 @@ class _Refresher:
         """Look the row's transfer up at the end of the window, unless already scheduled."""
         window_ms = int(REFRESH_DEBOUNCE_SECONDS * 1000)
         if self._redis.set(f"{REFRESH_KEY_PREFIX}{row_id}", 1, nx=True, px=window_ms):
-            self._celery.send_task(
-                REFRESH_TASK,
-                kwargs={"row_id": row_id, "batch_id": batch_id},
-                countdown=REFRESH_DEBOUNCE_SECONDS,
+            request_refresh(
+                self._celery, row_id=row_id, batch_id=batch_id, countdown=REFRESH_DEBOUNCE_SECONDS
             )
 
 

@@ -12,8 +12,8 @@ from distributor.api.app import create_app
 from distributor.config import Settings
 from distributor.db import session_scope
 from distributor.models import Batch, Row
-from distributor.serving import serve_in_thread
 from tests.conftest import TEST_API_TOKEN
+from tests.serving import serve_in_thread
 
 SEED_ROWS = (
     "+64221231234,23403321042,1111,Hello Bob! Here's your giftcard\n"

@@ -9,8 +9,8 @@ import pytest
 
 from distributor.api.app import create_app
 from distributor.config import Settings
-from distributor.serving import serve_in_thread
 from tests.conftest import TEST_API_TOKEN
+from tests.serving import serve_in_thread
 
 
 @pytest.fixture

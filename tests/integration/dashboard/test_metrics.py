@@ -13,9 +13,9 @@ from distributor.config import Settings
 from distributor.constants import BatchState
 from distributor.ratelimit import bucket_name_for
 from distributor.ratelimit.redis import RedisTokenBucket
-from distributor.serving import serve_in_thread
 from tests.conftest import TEST_API_TOKEN
 from tests.integration.dashboard.dashboard_helpers import specs, store_batch
+from tests.serving import serve_in_thread
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -13,10 +13,10 @@ from distributor.api.app import create_app
 from distributor.config import Settings
 from distributor.db import session_scope
 from distributor.models import Batch, Row
-from distributor.serving import serve_in_thread
 from tests.conftest import TEST_API_TOKEN, TEST_SECRET_KEY
 from tests.integration.hardening.hardening_helpers import AUTH, MAX_BYTES, MAX_ROWS, stored
 from tests.resources import fresh_database
+from tests.serving import serve_in_thread
 
 
 @pytest.fixture

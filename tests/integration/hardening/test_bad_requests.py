@@ -189,7 +189,14 @@ def test_an_upload_without_a_file_part_is_a_4xx_and_stores_nothing(
     [
         ({"senderName": "Kia\x00ora"}, "the batch sender name contains a NUL character"),
         ({"description": "a\x00"}, "the batch description contains a NUL character"),
-        ({"senderName": "x" * 256}, "the batch sender name is longer than 255 characters"),
+        (
+            {"senderName": "x" * 31},
+            "the batch sender name (--sender-name, senderName) is longer than 30 characters",
+        ),
+        (
+            {"description": "x" * 201},
+            "the batch description (--description, description) is longer than 200 characters",
+        ),
         ({"type": "epay.usd.main"}, "type must be one of epay.nzd.main, epay.nzd.test"),
         ({"issuer": "\x00"}, "issuer must be one of ezipay"),
         ({"start": "maybe"}, "start"),

@@ -40,6 +40,7 @@ ROW_FIELDS = {
     "recipient_masked",
     "card_masked",
     "message",
+    "delivery",
     "asset_id",
     "transfer_id",
     "transfer_status",

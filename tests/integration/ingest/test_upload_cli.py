@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from distributor.cli import app
 from distributor.config import Settings, get_settings
-from distributor.constants import CELERY_QUEUE
+from distributor.constants import CONTROL_QUEUE
 
 CSV_DIR = Path(__file__).parents[2] / "data" / "csv"
 DISTRIBUTOR = Path(sys.executable).parent / "distributor"
@@ -111,7 +111,7 @@ def test_upload_starts_the_batch_and_asks_a_worker_to_queue_its_rows(
     code, _, _ = run("upload", str(write(tmp_path, CARDS)))
     assert code == 0
     assert "batch 1 cards.csv: running" in run("status", "1")[1]
-    assert redis.Redis.from_url(environment["REDIS_URL"]).llen(CELERY_QUEUE) == 1
+    assert redis.Redis.from_url(environment["REDIS_URL"]).llen(CONTROL_QUEUE) == 1, "a dispatch"
 
 
 def test_upload_with_no_start_leaves_the_batch_queued_with_the_options_given(
@@ -126,7 +126,7 @@ def test_upload_with_no_start_leaves_the_batch_queued_with_the_options_given(
     assert code == 0
     assert "batch 1 December: queued" in out
     assert "epay.nzd.test from ezipay, 5 rows" in out
-    assert redis.Redis.from_url(environment["REDIS_URL"]).llen(CELERY_QUEUE) == 0
+    assert redis.Redis.from_url(environment["REDIS_URL"]).llen(CONTROL_QUEUE) == 0
 
 
 def test_an_unreachable_queue_after_storing_says_the_batch_runs_and_who_will_queue_it(

@@ -10,9 +10,9 @@ import pytest
 import redis
 from sqlalchemy import update
 
+from centrapay_sandbox.server import SandboxHandle
 from distributor.broker import RedisQueueWatch
 from distributor.centrapay.client import TransferOrder
-from distributor.centrapay.sandbox.server import SandboxHandle
 from distributor.config import Settings
 from distributor.constants import QUEUE_SENTINEL_KEY
 from distributor.db import session_scope

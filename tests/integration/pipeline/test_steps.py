@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from distributor.centrapay.sandbox.server import SandboxHandle
+from centrapay_sandbox.server import SandboxHandle
 from distributor.config import Settings
 from distributor.db import session_scope
 from distributor.pipeline import transitions

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from distributor.centrapay.sandbox.server import SandboxHandle
+from centrapay_sandbox.server import SandboxHandle
 from tests.conftest import SANDBOX_ACCOUNT, SANDBOX_KEY
 
 CSV = "recipientAlias,cardNumber,pin,message\n" + "".join(

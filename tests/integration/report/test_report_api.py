@@ -12,7 +12,6 @@ from distributor.api.app import create_app
 from distributor.config import Settings
 from distributor.db import session_scope
 from distributor.report import write_report
-from distributor.serving import serve_in_thread
 from tests.conftest import TEST_API_TOKEN
 from tests.integration.report.report_helpers import (
     EXPECTED,
@@ -20,6 +19,7 @@ from tests.integration.report.report_helpers import (
     parse,
     without_database_times,
 )
+from tests.serving import serve_in_thread
 
 
 @pytest.fixture

@@ -8,9 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from distributor.centrapay.sandbox import SandboxHandle, running_sandbox
-from distributor.centrapay.sandbox.recipients import recipient_account_id
-from distributor.config import SandboxSettings
+from centrapay_sandbox import SandboxHandle, SandboxSettings, running_sandbox
+from centrapay_sandbox.recipients import recipient_account_id
 from tests.integration.sandbox.sandbox_helpers import (
     BOB_KEY,
     BOB_PHONE,

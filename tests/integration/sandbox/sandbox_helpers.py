@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from distributor.centrapay.sandbox import SandboxHandle
+from centrapay_sandbox import SandboxHandle
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "sandbox"
 

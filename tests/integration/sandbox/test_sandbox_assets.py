@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from distributor.centrapay.sandbox import SandboxHandle
+from centrapay_sandbox import SandboxHandle
 from tests.integration.sandbox.sandbox_helpers import (
     DOC_ACCOUNT,
     OTHER_ACCOUNT,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from distributor.centrapay.sandbox import SandboxHandle
+from centrapay_sandbox import SandboxHandle
 from tests.integration.sandbox.sandbox_helpers import (
     BOB_KEY,
     DOC_ACCOUNT,

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from distributor.centrapay.sandbox import SandboxHandle
+from centrapay_sandbox import SandboxHandle
 from tests.integration.sandbox.sandbox_helpers import DOC_ACCOUNT, client_for, load_body
 
 CARD = "60000000017"

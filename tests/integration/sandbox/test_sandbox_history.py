@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from distributor.centrapay.sandbox import SandboxHandle
+from centrapay_sandbox import SandboxHandle
 from tests.integration.sandbox.sandbox_helpers import (
     DOC_ACCOUNT,
     advance,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from distributor.centrapay.sandbox import SandboxHandle
+from centrapay_sandbox import SandboxHandle
 from tests.integration.sandbox.sandbox_helpers import (
     DOC_ACCOUNT,
     OTHER_ACCOUNT,

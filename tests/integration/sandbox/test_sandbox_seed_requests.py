@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from distributor.centrapay.sandbox import SandboxHandle
-from distributor.centrapay.sandbox.recipients import recipient_account_id
+from centrapay_sandbox import SandboxHandle
+from centrapay_sandbox.recipients import recipient_account_id
 from tests.integration.sandbox.sandbox_helpers import (
     BOB_KEY,
     BOB_PHONE,

@@ -9,9 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from distributor.centrapay.sandbox import running_sandbox
-from distributor.config import SandboxSettings
-from distributor.errors import ConfigError
+from centrapay_sandbox import ConfigError, SandboxSettings, running_sandbox
 
 
 def settings(**values: object) -> SandboxSettings:
@@ -63,7 +61,7 @@ def test_an_api_key_entry_without_an_account_is_a_config_error() -> None:
 
 def test_the_module_entry_point_refuses_an_invalid_option_clearly() -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "distributor.centrapay.sandbox", "--fault-5xx", "2"],
+        [sys.executable, "-m", "centrapay_sandbox", "--fault-5xx", "2"],
         capture_output=True,
         text=True,
         timeout=30,

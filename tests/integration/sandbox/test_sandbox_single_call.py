@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import httpx
 
-from distributor.centrapay.sandbox import running_sandbox
-from distributor.config import SandboxSettings
+from centrapay_sandbox import SandboxSettings, running_sandbox
 from tests.integration.sandbox.sandbox_helpers import (
     BOB_PHONE,
     DOC_ACCOUNT,

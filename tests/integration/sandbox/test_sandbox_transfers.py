@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from distributor.centrapay.sandbox import SandboxHandle
+from centrapay_sandbox import SandboxHandle
 from tests.integration.sandbox.sandbox_helpers import (
     BOB_KEY,
     BOB_PHONE,
@@ -42,6 +42,8 @@ def send(client: httpx.Client, asset_id: str, **extra: Any) -> httpx.Response:
         ({"recipientAlias": "+6421123"}, "recipientAlias"),
         ({"assetId": None}, "assetId"),
         ({"message": "x" * 101}, "message"),
+        ({"senderName": "x" * 31}, "senderName"),
+        ({"description": "x" * 201}, "description"),
         ({"value": "60.00"}, "value"),
         ({"value": 6000}, "value"),
         ({"notifyUrl": "ftp://example.com/hook"}, "notifyUrl"),
@@ -58,6 +60,12 @@ def test_a_malformed_transfer_is_a_400_naming_the_field(
     )
     assert response.status_code == 400
     assert response.json()["message"].startswith(field)
+
+
+def test_a_transfer_at_each_documented_limit_is_accepted(api: httpx.Client) -> None:
+    asset = load(api, CARD)
+    limits = {"message": "x" * 100, "senderName": "x" * 30, "description": "x" * 200}
+    assert send(api, asset["id"], **limits).status_code == 200
 
 
 def test_a_discrete_value_other_than_the_whole_balance_is_a_400(api: httpx.Client) -> None:

@@ -14,10 +14,10 @@ from fastapi import FastAPI
 
 from distributor.api.app import create_app
 from distributor.config import Settings
-from distributor.serving import serve_in_thread
 from distributor.vault import vault_from_settings
 from tests.conftest import TEST_API_TOKEN
 from tests.integration.security.security_helpers import app_routes, upload
+from tests.serving import serve_in_thread
 
 PUBLIC = {
     # Liveness for load balancers and orchestrators: answers "ok" and nothing else.

@@ -19,10 +19,10 @@ from distributor.db import dispose_engines, get_engine, session_scope
 from distributor.errors import UploadRejected
 from distributor.ingest import ingest_csv
 from distributor.models import Base, Row
-from distributor.serving import serve_in_thread
 from distributor.vault import vault_from_settings
 from tests.conftest import TEST_API_TOKEN
 from tests.integration.security.security_helpers import OPTIONS, found_secrets, upload
+from tests.serving import serve_in_thread
 
 PHONE, CARD, PIN = "+64227391846", "23407319468", "58203917"
 # Line 1 is data whose message is a column name, so it is read as a header.

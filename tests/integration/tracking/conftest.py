@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from distributor.centrapay.sandbox.server import SandboxHandle
+from centrapay_sandbox.server import SandboxHandle
 from distributor.config import Settings
 from distributor.pipeline.context import PipelineContext, build_context
 from distributor.ratelimit.local import LocalTokenBucket

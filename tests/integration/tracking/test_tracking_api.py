@@ -14,10 +14,10 @@ from distributor.api.routes.webhooks import REFRESH_DEBOUNCE_SECONDS, WEBHOOK_MA
 from distributor.broker import REFRESH_TASK
 from distributor.config import Settings
 from distributor.db import session_scope
-from distributor.serving import serve_in_thread
 from tests.conftest import TEST_API_TOKEN
 from tests.factories import make_batch
 from tests.integration.tracking.tracking_helpers import queued_tasks, read_row, stored_row
+from tests.serving import serve_in_thread
 
 WEBHOOK = "/webhooks/centrapay/asset-transfers"
 TRANSFER_ID = "M7Kn2stAxNa6ri7h"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from distributor.errors import UploadRejected
 from distributor.ingest.columns import POSITIONAL_COLUMNS, Layout
 from distributor.ingest.parse import RawRecord
 from distributor.ingest.validate import (
@@ -167,7 +168,7 @@ def test_optional_columns_override_the_batch_defaults() -> None:
     [
         (["+64221231234", "1", "1", "", "epay.nzd.gold", "", ""], "INVALID_TYPE", "type"),
         (["+64221231234", "1", "1", "", "", "acme", ""], "INVALID_ISSUER", "issuer"),
-        (["+64221231234", "1", "1", "", "", "", "x" * 256], "TEXT_TOO_LONG", "senderName"),
+        (["+64221231234", "1", "1", "", "", "", "x" * 31], "SENDER_NAME_TOO_LONG", "senderName"),
     ],
 )
 def test_an_unknown_type_or_issuer_in_a_row_is_invalid(
@@ -208,3 +209,71 @@ def test_an_invalid_record_keeps_a_well_formed_card_number_but_masks_what_it_sho
     assert (checked.recipient, checked.recipient_masked) == (None, "*****5678")
     assert (checked.card_number, checked.card_masked) == ("23403321042", "*******21042")
     assert checked.problems[0].message == "a +61 number; Centrapay sends to +64 numbers only"
+
+
+WITH_TEXTS = Layout((*POSITIONAL_COLUMNS, "senderName", "description"), has_header=True)
+
+
+@pytest.mark.parametrize(
+    ("sender_name", "description", "problems"),
+    [
+        ("x" * 30, "y" * 200, []),
+        ("x" * 31, "", [("SENDER_NAME_TOO_LONG", "senderName")]),
+        ("", "y" * 201, [("DESCRIPTION_TOO_LONG", "description")]),
+        (
+            "x" * 31,
+            "y" * 201,
+            [("SENDER_NAME_TOO_LONG", "senderName"), ("DESCRIPTION_TOO_LONG", "description")],
+        ),
+    ],
+    ids=["at-the-limits", "sender-name-31", "description-201", "both"],
+)
+def test_a_sender_name_over_30_or_a_description_over_200_characters_is_a_row_problem(
+    sender_name: str, description: str, problems: list[tuple[str, str]]
+) -> None:
+    fields = ["+64221231234", "23403321042", "1111", "Hi", sender_name, description]
+    checked = check_record(
+        RawRecord(7, fields), layout=WITH_TEXTS, options=OPTIONS, pin_required=True
+    )
+    assert [(p.code, p.field) for p in checked.problems] == problems
+    assert all("Centrapay's limit" in p.message for p in checked.problems)
+
+
+def test_a_row_over_the_limit_is_not_stored_with_the_long_text() -> None:
+    fields = ["+64221231234", "23403321042", "1111", "Hi", "x" * 31, "y" * 201]
+    checked = check_record(
+        RawRecord(7, fields), layout=WITH_TEXTS, options=OPTIONS, pin_required=True
+    )
+    assert (checked.sender_name, checked.description) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (
+            {"sender_name": "x" * 31},
+            "the batch sender name (--sender-name, senderName) is longer than 30 characters (31)",
+        ),
+        (
+            {"description": "y" * 201},
+            "the batch description (--description, description) is longer than 200 characters",
+        ),
+    ],
+    ids=["sender-name", "description"],
+)
+def test_a_batch_option_over_centrapays_limit_refuses_the_upload_naming_the_option(
+    options: dict[str, str], says: str
+) -> None:
+    with pytest.raises(UploadRejected) as refused:
+        BatchOptions(name="t", asset_type="epay.nzd.main", issuer="ezipay", **options).check()
+    assert says in str(refused.value)
+
+
+def test_batch_options_at_centrapays_limits_are_accepted() -> None:
+    BatchOptions(
+        name="t",
+        asset_type="epay.nzd.main",
+        issuer="ezipay",
+        sender_name="x" * 30,
+        description="y" * 200,
+    ).check()

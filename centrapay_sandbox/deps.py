@@ -6,8 +6,8 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
-from distributor.centrapay.sandbox.gate import ACCOUNT_SCOPE_KEY
-from distributor.centrapay.sandbox.runtime import Sandbox
+from centrapay_sandbox.gate import ACCOUNT_SCOPE_KEY
+from centrapay_sandbox.runtime import Sandbox
 
 
 def get_sandbox(request: Request) -> Sandbox:

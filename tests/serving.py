@@ -1,4 +1,4 @@
-"""Run an ASGI app with uvicorn in a background thread (standalone mode, tests)."""
+"""Run an ASGI app with uvicorn in a background thread, for the tests."""
 
 from __future__ import annotations
 

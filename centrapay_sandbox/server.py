@@ -1,5 +1,5 @@
 """Starting the sandbox: in a background thread for tests (``running_sandbox``), or in the
-foreground for ``distributor sandbox`` (``serve``)."""
+foreground for ``python -m centrapay_sandbox`` (``serve``)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from distributor.centrapay.sandbox.app import create_app
-from distributor.centrapay.sandbox.gate import Gate
-from distributor.centrapay.sandbox.runtime import build_sandbox
-from distributor.config import SandboxSettings, get_sandbox_settings
+from centrapay_sandbox.app import create_app
+from centrapay_sandbox.config import SandboxSettings, get_sandbox_settings
+from centrapay_sandbox.gate import Gate
+from centrapay_sandbox.runtime import build_sandbox
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from distributor.centrapay.sandbox.deps import SandboxDep
-from distributor.centrapay.sandbox.faults import Fault, ScriptedFault
+from centrapay_sandbox.deps import SandboxDep
+from centrapay_sandbox.faults import Fault, ScriptedFault
 
 router = APIRouter(prefix="/_sandbox")
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Generic, TypeVar
 
-from distributor.centrapay.sandbox.catalogue import TransferRule
-from distributor.constants import TransferStatus
+from centrapay_sandbox.catalogue import TransferRule
+from centrapay_sandbox.constants import TransferStatus
 
 T = TypeVar("T")
 

@@ -13,9 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from distributor.centrapay.sandbox import control, routes, scripted_faults
-from distributor.centrapay.sandbox.problems import ApiProblem, problem_body
-from distributor.centrapay.sandbox.runtime import Sandbox
+from centrapay_sandbox import control, routes, scripted_faults
+from centrapay_sandbox.problems import ApiProblem, problem_body
+from centrapay_sandbox.runtime import Sandbox
 
 
 def create_app(sandbox: Sandbox) -> FastAPI:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from distributor.centrapay.sandbox.schemas import is_phone
-from distributor.constants import NZ_COUNTRY_CODE
-from distributor.masking import mask_email, mask_phone
+from centrapay_sandbox.constants import NZ_COUNTRY_CODE, PHONE_MASK, PHONE_VISIBLE_DIGITS
+from centrapay_sandbox.schemas import is_phone
 
 NEVER_CLAIM_PHONE_SUFFIX = "9999"
 NEVER_CLAIM_EMAIL_PREFIX = "noclaim"
@@ -46,5 +45,6 @@ def recipient_id(alias: str) -> str:
 def mask_alias(alias: str) -> str:
     """``+64221231234`` -> ``+64*****1234``; ``bob@example.com`` -> ``b***@example.com``."""
     if is_phone(alias):
-        return mask_phone(alias, country_code=NZ_COUNTRY_CODE)
-    return mask_email(alias)
+        return f"+{NZ_COUNTRY_CODE}{PHONE_MASK}{alias[-PHONE_VISIBLE_DIGITS:]}"
+    local, _, domain = alias.partition("@")
+    return f"{local[:1]}***@{domain}"

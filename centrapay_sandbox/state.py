@@ -12,18 +12,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
-from distributor.centrapay.sandbox import problems
-from distributor.centrapay.sandbox.assets import TRANSFER_NOT_ALLOWED, AssetBook
-from distributor.centrapay.sandbox.catalogue import Catalogue
-from distributor.centrapay.sandbox.clock import SimClock, iso
-from distributor.centrapay.sandbox.history import make_history
-from distributor.centrapay.sandbox.ledger import Ledger
-from distributor.centrapay.sandbox.models import Account, Asset, Page, Transfer
-from distributor.centrapay.sandbox.paging import ListOrder
-from distributor.centrapay.sandbox.records import Records
-from distributor.centrapay.sandbox.schemas import CreateTransferRequest, LoadAssetRequest
-from distributor.centrapay.sandbox.transfers import TransferBook
-from distributor.constants import TransferStatus
+from centrapay_sandbox import problems
+from centrapay_sandbox.assets import TRANSFER_NOT_ALLOWED, AssetBook
+from centrapay_sandbox.catalogue import Catalogue
+from centrapay_sandbox.clock import SimClock, iso
+from centrapay_sandbox.constants import TransferStatus
+from centrapay_sandbox.history import make_history
+from centrapay_sandbox.ledger import Ledger
+from centrapay_sandbox.models import Account, Asset, Page, Transfer
+from centrapay_sandbox.paging import ListOrder
+from centrapay_sandbox.records import Records
+from centrapay_sandbox.schemas import CreateTransferRequest, LoadAssetRequest
+from centrapay_sandbox.transfers import TransferBook
 
 
 class Store:

@@ -11,20 +11,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from distributor.centrapay.sandbox.clock import iso
-from distributor.centrapay.sandbox.models import Asset, AssetStatus, Transfer
-from distributor.centrapay.sandbox.recipients import (
+from centrapay_sandbox.clock import iso
+from centrapay_sandbox.constants import CATEGORY_GIFTCARD, DEFAULT_ASSET_TYPE, TransferStatus
+from centrapay_sandbox.models import Asset, AssetStatus, Transfer
+from centrapay_sandbox.recipients import (
     mask_alias,
     recipient_account_id,
     recipient_id,
 )
-from distributor.centrapay.sandbox.records import (
+from centrapay_sandbox.records import (
     ASSET_ID_CHARS,
     TRANSFER_ID_CHARS,
     Records,
     new_id,
 )
-from distributor.constants import CATEGORY_GIFTCARD, DEFAULT_ASSET_TYPE, TransferStatus
 
 HISTORY_CARD_PREFIX = "H"
 HISTORY_RECIPIENTS = 50  # distinct recipients the history's cards go to, in turn

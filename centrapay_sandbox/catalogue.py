@@ -27,9 +27,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
-from distributor.centrapay.sandbox import problems
-from distributor.centrapay.sandbox.clock import iso
-from distributor.errors import ConfigError
+from centrapay_sandbox import problems
+from centrapay_sandbox.clock import iso
+from centrapay_sandbox.errors import ConfigError
 
 CardNumber = Annotated[str, StringConstraints(pattern=r"^\d{1,64}$")]
 CentsText = Annotated[str, StringConstraints(pattern=r"^\d{1,15}$")]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import random
 
-from distributor.centrapay.sandbox.clock import SimClock, iso
-from distributor.centrapay.sandbox.models import (
+from centrapay_sandbox.clock import SimClock, iso
+from centrapay_sandbox.models import (
     CATEGORY_MONEY,
     WALLET_TYPE,
     Account,
@@ -18,8 +18,8 @@ from distributor.centrapay.sandbox.models import (
     AssetStatus,
     Transfer,
 )
-from distributor.centrapay.sandbox.paging import Index, insert, remove
-from distributor.centrapay.sandbox.recipients import ID_ALPHABET
+from centrapay_sandbox.paging import Index, insert, remove
+from centrapay_sandbox.recipients import ID_ALPHABET
 
 ASSET_ID_CHARS = 22
 TRANSFER_ID_CHARS = 16

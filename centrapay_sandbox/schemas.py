@@ -8,7 +8,15 @@ from typing import Annotated, Literal
 import phonenumbers
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from distributor.constants import MESSAGE_MAX_CHARS, NZ_COUNTRY_CODE
+from centrapay_sandbox.constants import (
+    DESCRIPTION_MAX_CHARS,
+    MESSAGE_MAX_CHARS,
+    NZ_COUNTRY_CODE,
+    SENDER_NAME_MAX_CHARS,
+    AssetType,
+    Category,
+    Issuer,
+)
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
@@ -18,6 +26,8 @@ HISTORY_MAX_TRANSFERS = 1_000_000
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Cents = Annotated[str, StringConstraints(pattern=r"^[1-9]\d{0,14}$")]
 Message = Annotated[str, StringConstraints(max_length=MESSAGE_MAX_CHARS)]
+SenderName = Annotated[str, StringConstraints(min_length=1, max_length=SENDER_NAME_MAX_CHARS)]
+Description = Annotated[str, StringConstraints(min_length=1, max_length=DESCRIPTION_MAX_CHARS)]
 
 
 def is_phone(alias: str) -> bool:
@@ -61,6 +71,8 @@ class AssetTransferRequest(_Body):
 
     recipientAlias: Alias
     message: Message | None = None
+    # Not SenderName: the load-and-transfer document's own example sends a 34-character
+    # senderName, and the sandbox accepts what the documents show.
     senderName: NonEmpty | None = None
     notifyUrl: Url | None = None
 
@@ -69,9 +81,9 @@ class LoadAssetRequest(_Body):
     """Body of ``POST /api/external-assets``."""
 
     accountId: NonEmpty
-    category: Literal["giftcard"]
-    type: Literal["epay.nzd.main", "epay.nzd.test"]
-    issuer: Literal["ezipay"]
+    category: Category
+    type: AssetType
+    issuer: Issuer
     externalId: NonEmpty
     pin: str | None = None
     description: NonEmpty | None = None
@@ -83,10 +95,10 @@ class CreateTransferRequest(_Body):
 
     assetId: NonEmpty
     recipientAlias: Alias
-    description: NonEmpty | None = None
+    description: Description | None = None
     message: Message | None = None
     value: Cents | None = None
-    senderName: NonEmpty | None = None
+    senderName: SenderName | None = None
     senderAlias: Alias | None = None
     notifyUrl: Url | None = None
 

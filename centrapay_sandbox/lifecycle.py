@@ -21,12 +21,12 @@ import asyncio
 import heapq
 import itertools
 
-from distributor.centrapay.sandbox.clock import SimClock
-from distributor.centrapay.sandbox.models import Transfer
-from distributor.centrapay.sandbox.state import Store
-from distributor.centrapay.sandbox.views import transfer_view
-from distributor.centrapay.sandbox.webhooks import Webhooks
-from distributor.constants import TransferStatus
+from centrapay_sandbox.clock import SimClock
+from centrapay_sandbox.constants import TransferStatus
+from centrapay_sandbox.models import Transfer
+from centrapay_sandbox.state import Store
+from centrapay_sandbox.views import transfer_view
+from centrapay_sandbox.webhooks import Webhooks
 
 SENT_AFTER_SECONDS = 5.0
 CLAIMED_AFTER_SECONDS = 60.0

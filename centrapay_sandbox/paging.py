@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
-from distributor.centrapay.sandbox import problems
-from distributor.centrapay.sandbox.models import Asset, Page, Transfer
+from centrapay_sandbox import problems
+from centrapay_sandbox.models import Asset, Page, Transfer
 
 Index = list[tuple[int, str]]
 """(sequence number, id) pairs in sequence order: what a listing pages through."""

@@ -6,11 +6,12 @@ The caller (``Store``) holds the lock around every operation.
 
 from __future__ import annotations
 
-from distributor.centrapay.sandbox import problems
-from distributor.centrapay.sandbox.catalogue import TransferRule
-from distributor.centrapay.sandbox.clock import iso
-from distributor.centrapay.sandbox.ledger import Ledger
-from distributor.centrapay.sandbox.models import (
+from centrapay_sandbox import problems
+from centrapay_sandbox.catalogue import TransferRule
+from centrapay_sandbox.clock import iso
+from centrapay_sandbox.constants import CATEGORY_GIFTCARD, TransferStatus
+from centrapay_sandbox.ledger import Ledger
+from centrapay_sandbox.models import (
     CATEGORY_MONEY,
     Account,
     Asset,
@@ -18,15 +19,14 @@ from distributor.centrapay.sandbox.models import (
     Page,
     Transfer,
 )
-from distributor.centrapay.sandbox.paging import ListOrder, first_page, position, walk
-from distributor.centrapay.sandbox.recipients import (
+from centrapay_sandbox.paging import ListOrder, first_page, position, walk
+from centrapay_sandbox.recipients import (
     mask_alias,
     never_claims,
     recipient_account_id,
     recipient_id,
 )
-from distributor.centrapay.sandbox.records import TRANSFER_ID_CHARS, Records, new_id
-from distributor.constants import CATEGORY_GIFTCARD, TransferStatus
+from centrapay_sandbox.records import TRANSFER_ID_CHARS, Records, new_id
 
 SECONDS_PER_DAY = 86_400
 

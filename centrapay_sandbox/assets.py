@@ -9,16 +9,16 @@ in a pending outgoing transfer (``transferred``: still the sender's until claime
 
 from __future__ import annotations
 
-from distributor.centrapay.sandbox import problems
-from distributor.centrapay.sandbox.catalogue import CardInfo
-from distributor.centrapay.sandbox.clock import iso
-from distributor.centrapay.sandbox.ledger import Ledger
-from distributor.centrapay.sandbox.models import Asset, AssetStatus, Page, Transfer
-from distributor.centrapay.sandbox.paging import ListOrder, Position, first_page, position, walk
-from distributor.centrapay.sandbox.records import ASSET_ID_CHARS, Records, new_id
-from distributor.centrapay.sandbox.schemas import LoadAssetRequest
-from distributor.centrapay.sandbox.transfers import TransferBook
-from distributor.constants import CATEGORY_GIFTCARD
+from centrapay_sandbox import problems
+from centrapay_sandbox.catalogue import CardInfo
+from centrapay_sandbox.clock import iso
+from centrapay_sandbox.constants import CATEGORY_GIFTCARD
+from centrapay_sandbox.ledger import Ledger
+from centrapay_sandbox.models import Asset, AssetStatus, Page, Transfer
+from centrapay_sandbox.paging import ListOrder, Position, first_page, position, walk
+from centrapay_sandbox.records import ASSET_ID_CHARS, Records, new_id
+from centrapay_sandbox.schemas import LoadAssetRequest
+from centrapay_sandbox.transfers import TransferBook
 
 TRANSFER_NOT_ALLOWED = '"assetTransfer" is not allowed'
 """Centrapay's 400 message for ``assetTransfer`` where load-and-transfer is not enabled."""

@@ -5,18 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from distributor.centrapay.sandbox.catalogue import Catalogue
-from distributor.centrapay.sandbox.clock import SimClock
-from distributor.centrapay.sandbox.faults import FaultConfig
-from distributor.centrapay.sandbox.ledger import Ledger
-from distributor.centrapay.sandbox.lifecycle import Lifecycle
-from distributor.centrapay.sandbox.paging import ListOrder
-from distributor.centrapay.sandbox.ratelimit import RateLimiter
-from distributor.centrapay.sandbox.schemas import ConfigPatch
-from distributor.centrapay.sandbox.state import Store
-from distributor.centrapay.sandbox.webhooks import Webhooks
-from distributor.config import SandboxSettings
-from distributor.errors import ConfigError
+from centrapay_sandbox.catalogue import Catalogue
+from centrapay_sandbox.clock import SimClock
+from centrapay_sandbox.config import SandboxSettings
+from centrapay_sandbox.errors import ConfigError
+from centrapay_sandbox.faults import FaultConfig
+from centrapay_sandbox.ledger import Ledger
+from centrapay_sandbox.lifecycle import Lifecycle
+from centrapay_sandbox.paging import ListOrder
+from centrapay_sandbox.ratelimit import RateLimiter
+from centrapay_sandbox.schemas import ConfigPatch
+from centrapay_sandbox.state import Store
+from centrapay_sandbox.webhooks import Webhooks
 
 V = TypeVar("V")
 

@@ -9,11 +9,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from distributor.centrapay.sandbox import problems
-from distributor.centrapay.sandbox.clock import iso
-from distributor.centrapay.sandbox.deps import SandboxDep
-from distributor.centrapay.sandbox.models import Account, Asset
-from distributor.centrapay.sandbox.schemas import (
+from centrapay_sandbox import problems
+from centrapay_sandbox.clock import iso
+from centrapay_sandbox.deps import SandboxDep
+from centrapay_sandbox.models import Account, Asset
+from centrapay_sandbox.schemas import (
     AccountPatch,
     ClockAdvance,
     ConfigPatch,

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from distributor.centrapay.sandbox.deps import AccountDep, SandboxDep
-from distributor.centrapay.sandbox.schemas import CreateTransferRequest, LoadAssetRequest
-from distributor.centrapay.sandbox.views import (
+from centrapay_sandbox.deps import AccountDep, SandboxDep
+from centrapay_sandbox.schemas import CreateTransferRequest, LoadAssetRequest
+from centrapay_sandbox.views import (
     asset_view,
     load_transfer_view,
     transfer_view,

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from distributor.centrapay.sandbox.models import CATEGORY_MONEY, Asset, Transfer
-from distributor.centrapay.sandbox.recipients import mask_alias
+from centrapay_sandbox.models import CATEGORY_MONEY, Asset, Transfer
+from centrapay_sandbox.recipients import mask_alias
 
 CURRENCY = "NZD"
 EXTERNAL_ID_MASK = "*" * 11

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from distributor.centrapay.sandbox import problems
-from distributor.centrapay.sandbox.clock import iso
-from distributor.centrapay.sandbox.faults import REFUSALS, Fault, server_error_status
-from distributor.centrapay.sandbox.ledger import RequestRecord
-from distributor.centrapay.sandbox.ratelimit import retry_after_header
-from distributor.centrapay.sandbox.runtime import Sandbox
+from centrapay_sandbox import problems
+from centrapay_sandbox.clock import iso
+from centrapay_sandbox.faults import REFUSALS, Fault, server_error_status
+from centrapay_sandbox.ledger import RequestRecord
+from centrapay_sandbox.ratelimit import retry_after_header
+from centrapay_sandbox.runtime import Sandbox
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
