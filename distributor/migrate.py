@@ -1,4 +1,5 @@
-"""Apply the Alembic migrations shipped in migrations/ (``distributor db upgrade``)."""
+"""Apply the Alembic migrations shipped inside the package, in ``distributor/migrations/``
+(``distributor db upgrade``), so a normal install (not editable) and the image work as they are."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 def alembic_config(database_url: str) -> Config:

@@ -1,7 +1,7 @@
 """The database schema: batches and their rows (SQLAlchemy 2.0, typed).
 
 The same models serve Postgres (the service) and SQLite (standalone mode), so only
-portable column types are used. Alembic builds the schema from migrations/, and a test
+portable column types are used. Alembic builds the schema from distributor/migrations/, and a test
 checks that it matches these models.
 """
 

@@ -42,8 +42,9 @@ SETTINGS_PREFIXES = ("CENTRAPAY_", "DISTRIBUTOR_", "SANDBOX_", "BATCH_", "DATABA
 DEMO_CSV = "recipientAlias,cardNumber,pin,message\n" + "".join(
     f"+6422123{index}234,2340880020{index},7331{index},Hello {index}\n" for index in range(3)
 )
-LATE_AT_MOST_SECONDS = scheduling.START_CHECK_SECONDS + 3.0
-"""A check period, plus room for a busy 2-core machine."""
+LATE_AT_MOST_SECONDS = scheduling.START_CHECK_SECONDS + 6.0
+"""A check period, plus room for a busy 2-core machine (beat, Redis, a worker and Postgres
+each take their turn; 5.6 s late was seen under a full xdist run)."""
 
 
 @pytest.fixture
