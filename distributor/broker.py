@@ -127,9 +127,10 @@ class CeleryRowQueue:
     ) -> None:
         """One message per row, carrying only the row and batch ids.
 
-        ``urgent`` rows (taken back from a worker that died mid-call) go on the control
-        queue, ahead of the backlog: the sooner a lost answer is looked up, the surer the
-        lookup (a card its recipient has claimed is no longer in our account).
+        ``urgent`` rows (taken back from a worker that died mid-call, or coming back after
+        a backoff) go on the control queue, ahead of the backlog of rows not started: the
+        sooner a lost answer is looked up, the surer the lookup (a card its recipient has
+        claimed is no longer in our account).
         """
         queue = CONTROL if urgent else ROW_QUEUE
         with self._celery.producer_or_acquire() as producer:

@@ -175,6 +175,8 @@ class CentrapayAccount(Base):
     """When Centrapay refused ``assetTransfer`` in a load: rows go in two calls from then on."""
     transfers_tail_key: Mapped[str | None] = mapped_column(Text)
     """Page key where the mirror's walk to the end of the sent-transfers listing goes on."""
+    transfers_gap_key: Mapped[str | None] = mapped_column(Text)
+    """Newest first: where a walk from the front that ran out of pages goes on."""
     transfers_order: Mapped[str | None] = mapped_column(String(8))
     """``newest`` or ``oldest`` first, as seen in the listing (Centrapay does not say)."""
     transfers_synced_at: Mapped[datetime | None] = mapped_column(Timestamp)

@@ -184,7 +184,9 @@ def load_and_transfer(*, row_id: int, batch_id: int) -> None:
     """Advance one row of batch ``batch_id``: load its card, then transfer it."""
     delay = advance_row(pipeline_context(), row_id)
     if delay is not None and delay <= MAX_COUNTDOWN_SECONDS:
-        row_queue.submit([(row_id, batch_id)], countdown=delay)
+        # A row under way comes back ahead of the backlog of rows not started: its answer
+        # may have been lost, and the sooner it is looked up, the surer the lookup.
+        row_queue.submit([(row_id, batch_id)], countdown=delay, urgent=True)
 
 
 @app.task(name=DISPATCH_TASK, **_RETRY_ON_DATABASE)

@@ -49,7 +49,6 @@ from distributor.errors import (
     CentrapayTransient,
     DistributorError,
 )
-from distributor.models import Row
 from distributor.pipeline import batch_control, transitions
 from distributor.pipeline.clock import utcnow
 from distributor.pipeline.context import PipelineContext
@@ -61,7 +60,7 @@ from distributor.pipeline.outcomes import (
     decide,
 )
 from distributor.pipeline.single_call import refuses_single_call
-from distributor.pipeline.transitions import LOAD, TRANSFER, Claim
+from distributor.pipeline.transitions import LOAD, TRANSFER, Claim, RowData
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +130,7 @@ def _check_cancelled(ctx: PipelineContext, row_id: int) -> None:
     if claim is None:
         return
     with ctx.leases.hold(claim, claimed_at=claimed_at):
-        row = _row(ctx, claim)
+        row = claim.row
         try:
             if claim.step == TRANSFER:
                 asset_id = row.asset_id or ""
@@ -166,7 +165,7 @@ def _check_cancelled(ctx: PipelineContext, row_id: int) -> None:
 
 
 def _load(ctx: PipelineContext, claim: Claim) -> None:
-    row = _row(ctx, claim)
+    row = claim.row
     assert row.card_number_enc is not None and row.asset_type and row.issuer
     try:
         card_number = ctx.vault.decrypt(row.card_number_enc)
@@ -192,7 +191,7 @@ def _load(ctx: PipelineContext, claim: Claim) -> None:
     _mark_loaded(ctx, claim, loaded.asset.id)
 
 
-def _send_load(ctx: PipelineContext, claim: Claim, row: Row, card_number: str) -> Loaded | None:
+def _send_load(ctx: PipelineContext, claim: Claim, row: RowData, card_number: str) -> Loaded | None:
     """Load the card, in one call with its transfer when the account allows it.
 
     None when the answer led to a lookup that settled the row already.
@@ -235,7 +234,7 @@ def _send_load(ctx: PipelineContext, claim: Claim, row: Row, card_number: str) -
 
 
 def _transfer(ctx: PipelineContext, claim: Claim) -> None:
-    row = _row(ctx, claim)
+    row = claim.row
     asset_id = row.asset_id
     assert asset_id is not None and row.recipient is not None
     try:
@@ -263,7 +262,7 @@ def _transfer(ctx: PipelineContext, claim: Claim) -> None:
 # --- lookups ----------------------------------------------------------------------------
 
 
-def _find_card(ctx: PipelineContext, row: Row, card_number: str) -> Asset | None:
+def _find_card(ctx: PipelineContext, row: RowData, card_number: str) -> Asset | None:
     return ctx.client.find_asset(card_number=card_number, asset_type=row.asset_type or "")
 
 
@@ -306,7 +305,7 @@ def _look_at_once(ctx: PipelineContext, claim: Claim, lost: _Ambiguous, look: Ca
         _handle(ctx, claim, lost)
 
 
-def _give_up_if_spent(ctx: PipelineContext, claim: Claim, row: Row, known: str) -> None:
+def _give_up_if_spent(ctx: PipelineContext, claim: Claim, row: RowData, known: str) -> None:
     """Fail a row whose attempts are spent, once a lookup has shown nothing was applied.
 
     A step whose last try was ambiguous gets one attempt more than the budget: it only
@@ -365,7 +364,7 @@ def _post(ctx: PipelineContext, claim: Claim, call: Callable[[], T]) -> T:
         raise _Ambiguous(error) from error
 
 
-def _order(ctx: PipelineContext, row: Row) -> TransferOrder:
+def _order(ctx: PipelineContext, row: RowData) -> TransferOrder:
     assert row.recipient is not None
     return TransferOrder(
         recipient_alias=row.recipient,
@@ -377,11 +376,6 @@ def _order(ctx: PipelineContext, row: Row) -> TransferOrder:
 
 
 # --- recording outcomes -----------------------------------------------------------------
-
-
-def _row(ctx: PipelineContext, claim: Claim) -> Row:
-    with session_scope(ctx.database_url) as session:
-        return transitions.load_row(session, claim.row_id)
 
 
 def _mark_loaded(ctx: PipelineContext, claim: Claim, asset_id: str) -> None:

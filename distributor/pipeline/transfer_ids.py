@@ -11,8 +11,10 @@ The listing's order is not documented, so the sync reads it from the ``createdAt
 first page and keeps both ends covered:
 
 - head (newest first: new transfers come at the front): read from the first page until a
-  page holds a transfer already mirrored, every pending row is matched, or the listing
-  ends. Skipped once the order is known to be oldest first.
+  page holds a transfer already mirrored, or the listing ends, so the mirror stays one
+  piece. A walk that runs out of pages first leaves its page key (``transfers_gap_key``)
+  and the next run goes on from there before it reads the front again. Skipped once the
+  order is known to be oldest first.
 - tail: go on from the page key where the last walk stopped, saving the key as it goes,
   while rows are still unmatched. Oldest first, that is where new transfers come; newest
   first, it is the older part of the listing no walk has reached yet (a row may learn it
@@ -84,11 +86,17 @@ def sync_transfer_ids(
         upsert_account(session, client.account_id)
         account = session.get_one(CentrapayAccount, client.account_id)
         order, tail_key = account.transfers_order, account.transfers_tail_key
+        gap_key = account.transfers_gap_key
     walk = _Walk(database_url=database_url, client=client, pending=pending, budget=max_pages)
+    walk.gap = gap_key
     try:
         # Before the first walk, the tail starts at the first page: it is the head too.
         if order != OLDEST_FIRST and (order is not None or tail_key is not None):
-            order = walk.head() or order
+            if walk.gap is not None:
+                walk.head(walk.gap)
+            if walk.gap is None:
+                walk.head(None)
+            order = order or walk.order
         tail_key = walk.tail(tail_key)
     except DistributorError as error:
         logger.info("transfer-id sync stopped after %d pages: %s", walk.pages, error)
@@ -99,6 +107,7 @@ def sync_transfer_ids(
             .values(
                 transfers_order=order or walk.order,
                 transfers_tail_key=tail_key,
+                transfers_gap_key=walk.gap,
                 transfers_synced_at=utcnow(),
             )
         )
@@ -121,17 +130,26 @@ class _Walk:
         self._budget = budget
         self.pages = 0
         self.order: str | None = None
+        self.gap: str | None = None
 
-    def head(self) -> str | None:
-        """Read from the first page; the order the first page showed, if it showed one."""
-        page_key: str | None = None
-        while self._missing and self.pages < self._budget:
+    def head(self, page_key: str | None) -> None:
+        """Read newest first from ``page_key`` (None: the first page) until a page holds a
+        transfer mirrored before, or the listing ends.
+
+        Every page down to the mirror is read, whether or not the pending rows are matched
+        on the way: the mirror stays one piece, so a row that learns late that its card was
+        transferred finds its transfer in it. ``gap`` is where a walk that ran out of pages
+        (or met an error) goes on next time; None once the walk met the mirror.
+        """
+        while self.pages < self._budget:
             page = self._read(page_key)
             seen_before = self._store(page)
-            if self.order == OLDEST_FIRST or seen_before or page.next_page_key is None:
-                break
-            page_key = page.next_page_key
-        return self.order
+            if self.order == OLDEST_FIRST and page_key is None:
+                return  # the first page is the oldest: new transfers are the tail's
+            if seen_before or page.next_page_key is None:
+                self.gap = None
+                return
+            page_key = self.gap = page.next_page_key
 
     def tail(self, page_key: str | None) -> str | None:
         """Walk from ``page_key`` while rows are unmatched; the key to go on from next time

@@ -38,6 +38,24 @@ from distributor.models import Batch, Row
 
 
 @dataclass(frozen=True, kw_only=True)
+class RowData:
+    """What a step sends for a row, as the claim found it (returned by the claim itself, so
+    a step costs no second read)."""
+
+    card_number_enc: bytes | None
+    pin_enc: bytes | None
+    asset_type: str | None
+    issuer: str | None
+    asset_id: str | None
+    recipient: str | None
+    message: str | None
+    sender_name: str | None
+    description: str | None
+    error_code: str | None
+    """The last transient error recorded for the step, if any."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Claim:
     """A row taken for one step: ``lease_token`` fences every later write (and call)."""
 
@@ -48,6 +66,7 @@ class Claim:
     step_attempts: int
     ambiguous: bool
     """An earlier call of this step may have been applied: look before sending again."""
+    row: RowData
 
 
 LOAD = "load"
@@ -60,6 +79,11 @@ _STEP_STATES = {
 _rows = cast(Table, Row.__table__)
 _batches = cast(Table, Batch.__table__)
 _ATTEMPTS = {LOAD: _rows.c.load_attempts, TRANSFER: _rows.c.transfer_attempts}
+_ROW_DATA = [_rows.c[name] for name in RowData.__dataclass_fields__]
+
+
+def _row_data(taken: Any, start: int) -> RowData:
+    return RowData(**dict(zip(RowData.__dataclass_fields__, taken[start:], strict=True)))
 
 
 def _claim_statement(step: str) -> Update:
@@ -93,7 +117,7 @@ def _claim_statement(step: str) -> Update:
                 attempts: attempts + 1,
             }
         )
-        .returning(_rows.c.batch_id, attempts, _rows.c.lease_token, _rows.c.ambiguous)
+        .returning(_rows.c.batch_id, attempts, _rows.c.lease_token, _rows.c.ambiguous, *_ROW_DATA)
     )
 
 
@@ -118,6 +142,7 @@ def claim(
         step_attempts=taken[1],
         lease_token=taken[2],
         ambiguous=bool(taken[3]),
+        row=_row_data(taken, 4),
     )
 
 
@@ -153,7 +178,7 @@ def _check_claim_statement() -> Update:
                 _rows.c.updated_at: now,
             }
         )
-        .returning(_rows.c.batch_id, _rows.c.state, _rows.c.lease_token)
+        .returning(_rows.c.batch_id, _rows.c.state, _rows.c.lease_token, *_ROW_DATA)
     )
 
 
@@ -176,6 +201,7 @@ def claim_check(session: Session, *, row_id: int, now: datetime, lease: timedelt
         step_attempts=0,
         lease_token=taken[2],
         ambiguous=True,
+        row=_row_data(taken, 3),
     )
 
 

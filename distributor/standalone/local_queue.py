@@ -37,8 +37,12 @@ class LocalRowQueue:
     def submit(
         self, rows: Sequence[tuple[int, int]], *, countdown: float = 0.0, urgent: bool = False
     ) -> None:
-        """Run each (row id, batch id) after ``countdown`` seconds; ``urgent`` ones first."""
-        due = (0.0 if urgent else time.monotonic()) + countdown
+        """Run each (row id, batch id) after ``countdown`` seconds.
+
+        ``urgent`` changes nothing here: rows go to the threads as they fall due, and no
+        backlog of another process stands in front of them.
+        """
+        due = time.monotonic() + countdown
         with self._ready:
             for row_id, batch_id in rows:
                 heapq.heappush(self._due, (due, next(self._order), row_id, batch_id))

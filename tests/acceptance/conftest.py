@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from centrapay_sandbox.server import SandboxHandle
 from distributor.batches import batch_counts
@@ -16,8 +17,9 @@ from distributor.broker import CeleryRowQueue, make_celery
 from distributor.config import Settings
 from distributor.constants import UNSETTLED_STATES
 from distributor.db import session_scope
-from distributor.models import Batch
+from distributor.models import Batch, Row
 from distributor.pipeline.queueing import dispatch
+from distributor.vault import vault_from_settings
 from tests.conftest import SANDBOX_ACCOUNT
 from tests.factories import store_running_batch
 from tests.processes import ServiceProcess, service_env
@@ -113,6 +115,14 @@ def wait_for_sent(settings: Settings, batch_id: int, at_least: int) -> None:
     while rows_by_state(settings, batch_id).get("sent", 0) < at_least:
         assert time.monotonic() < deadline, "rows are not being sent"
         time.sleep(0.05)
+
+
+def rows_by_card(settings: Settings, batch_id: int) -> dict[str, Row]:
+    """The batch's rows as stored, by their card number."""
+    vault = vault_from_settings(settings)
+    with session_scope(settings.database_url) as session:
+        rows = session.scalars(select(Row).where(Row.batch_id == batch_id)).all()
+        return {vault.decrypt(row.card_number_enc or b""): row for row in rows}
 
 
 def batch_state(settings: Settings, batch_id: int) -> Batch:

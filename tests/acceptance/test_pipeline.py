@@ -7,12 +7,10 @@ from collections.abc import Callable
 
 import httpx
 import redis
-from sqlalchemy import select
 
 from distributor.broker import CeleryRowQueue, make_celery
 from distributor.config import Settings
 from distributor.db import session_scope
-from distributor.models import Row
 from distributor.pipeline import batch_control
 from distributor.pipeline.clock import utcnow
 from distributor.vault import vault_from_settings
@@ -23,6 +21,7 @@ from tests.acceptance.conftest import (
     card_counts,
     card_number,
     enqueue,
+    rows_by_card,
     rows_by_state,
     store_batch,
     wait_for_sent,
@@ -31,13 +30,6 @@ from tests.acceptance.conftest import (
 from tests.processes import ServiceProcess, free_port
 
 StartService = Callable[..., ServiceProcess]
-
-
-def _rows(settings: Settings, batch_id: int) -> dict[str, Row]:
-    vault = vault_from_settings(settings)
-    with session_scope(settings.database_url) as session:
-        rows = session.scalars(select(Row).where(Row.batch_id == batch_id)).all()
-        return {vault.decrypt(row.card_number_enc or b""): row for row in rows}
 
 
 def test_a_batch_goes_end_to_end_and_each_card_is_loaded_and_transferred_once(
@@ -51,7 +43,7 @@ def test_a_batch_goes_end_to_end_and_each_card_is_loaded_and_transferred_once(
     assert_each_sent_once(control, cards)
     batch = batch_state(pipeline_settings, batch_id)
     assert batch.state == "done" and batch.finished_at is not None
-    rows = _rows(pipeline_settings, batch_id)
+    rows = rows_by_card(pipeline_settings, batch_id)
     assert all(row.pin_enc is None and row.asset_id and row.transfer_id for row in rows.values())
     assert {row.transfer_status for row in rows.values()} <= {"created", "sent", "claimed"}
 
@@ -75,7 +67,7 @@ def test_each_centrapay_error_lands_in_its_row_outcome(
     start_service("worker")
     enqueue(pipeline_settings, batch_id)
     assert wait_until_settled(pipeline_settings, batch_id) == {"failed": 7, "sent": 1}
-    rows = _rows(pipeline_settings, batch_id)
+    rows = rows_by_card(pipeline_settings, batch_id)
     for (_, code, retryable, loaded), card in zip(MAGIC_OUTCOMES, cards, strict=True):
         row = rows[card]
         assert (row.error_code, row.retryable) == (code, retryable), card
@@ -114,7 +106,7 @@ def test_a_task_delivered_twice_still_sends_each_card_once(
     cards = [card_number(i) for i in range(20)]
     batch_id = store_batch(pipeline_settings, cards)
     start_service("worker")
-    rows = [(row.id, batch_id) for row in _rows(pipeline_settings, batch_id).values()]
+    rows = [(row.id, batch_id) for row in rows_by_card(pipeline_settings, batch_id).values()]
     queue = CeleryRowQueue(make_celery(pipeline_settings))
     queue.submit(rows)
     queue.submit(rows)

@@ -10,16 +10,14 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from distributor.config import Settings
-from distributor.db import session_scope
 from distributor.models import Row
-from distributor.vault import vault_from_settings
 from tests.acceptance.conftest import (
     assert_each_sent_once,
     card_number,
     enqueue,
+    rows_by_card,
     rows_by_state,
     store_batch,
     wait_until_settled,
@@ -37,17 +35,10 @@ StartService = Callable[..., ServiceProcess]
 IDS_TIMEOUT_SECONDS = 30.0
 
 
-def _rows(settings: Settings, batch_id: int) -> dict[str, Row]:
-    vault = vault_from_settings(settings)
-    with session_scope(settings.database_url) as session:
-        rows = session.scalars(select(Row).where(Row.batch_id == batch_id)).all()
-        return {vault.decrypt(row.card_number_enc or b""): row for row in rows}
-
-
 def _wait_for_transfer_ids(settings: Settings, batch_id: int) -> dict[str, Row]:
     deadline = time.monotonic() + IDS_TIMEOUT_SECONDS
     while True:
-        rows = _rows(settings, batch_id)
+        rows = rows_by_card(settings, batch_id)
         if all(row.transfer_id for row in rows.values()):
             return rows
         assert time.monotonic() < deadline, "transfer ids were not synced"
@@ -71,7 +62,7 @@ def test_a_batch_goes_out_in_one_call_per_card(
     assert wait_until_settled(pipeline_settings, batch_id) == {"sent": 20}
     assert calls_by_endpoint(control) == {"POST /api/external-assets": 20}
     assert_each_sent_once(control, cards)
-    rows = _rows(pipeline_settings, batch_id)
+    rows = rows_by_card(pipeline_settings, batch_id)
     _assert_ids_are_the_sandboxs(pipeline_settings.centrapay_base_url or "", rows)
 
 

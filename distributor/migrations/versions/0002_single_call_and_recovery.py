@@ -24,6 +24,7 @@ def upgrade() -> None:
     sa.Column('account_id', sa.String(length=64), nullable=False),
     sa.Column('single_call_refused_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('transfers_tail_key', sa.Text(), nullable=True),
+    sa.Column('transfers_gap_key', sa.Text(), nullable=True),
     sa.Column('transfers_order', sa.String(length=8), nullable=True),
     sa.Column('transfers_synced_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('account_id', name=op.f('pk_centrapay_accounts'))

@@ -8,6 +8,7 @@ from collections import Counter
 
 import httpx
 
+from distributor.centrapay.client import CentrapayClient, Loaded, TransferOrder
 from distributor.config import Settings
 from distributor.constants import UNSETTLED_STATES
 from distributor.db import session_scope
@@ -99,3 +100,26 @@ def sandbox_transfer(sandbox_url: str, api_key: str, transfer_id: str) -> dict[s
     )
     assert answer.status_code == 200, answer.text
     return dict(answer.json())
+
+
+ORDER = TransferOrder(
+    recipient_alias="+64221231234",
+    message=None,
+    sender_name=None,
+    description=None,
+    notify_url=None,
+)
+"""A transfer to the recipient of ``stored_row``'s rows."""
+
+
+def load_out_of_band(client: CentrapayClient, card: str, *, transfer: bool = False) -> Loaded:
+    """Load ``card`` (and transfer it, with ``transfer``) straight through the client, as an
+    earlier attempt whose answer the row never saw."""
+    return client.load_giftcard(
+        asset_type="epay.nzd.test",
+        issuer="ezipay",
+        card_number=card,
+        pin="1234",
+        description=None,
+        transfer=ORDER if transfer else None,
+    )

@@ -12,7 +12,6 @@ from sqlalchemy import update
 
 from centrapay_sandbox.server import SandboxHandle
 from distributor.broker import RedisQueueWatch
-from distributor.centrapay.client import TransferOrder
 from distributor.config import Settings
 from distributor.constants import QUEUE_SENTINEL_KEY
 from distributor.db import session_scope
@@ -22,17 +21,15 @@ from distributor.pipeline.context import PipelineContext, build_context
 from distributor.pipeline.steps import advance_row
 from distributor.pipeline.sweeper import sweep
 from distributor.ratelimit.local import LocalTokenBucket
-from tests.integration.pipeline.recovery_helpers import api_calls, read_row, stored_row
+from tests.integration.pipeline.recovery_helpers import (
+    api_calls,
+    load_out_of_band,
+    read_row,
+    stored_row,
+)
 from tests.integration.pipeline.test_sweeper import RecordingQueue
 
 CARD = "23409800001"
-ORDER = TransferOrder(
-    recipient_alias="+64221231234",
-    message=None,
-    sender_name=None,
-    description=None,
-    notify_url=None,
-)
 
 
 @pytest.fixture
@@ -71,14 +68,7 @@ def _sweep_and_run(settings: Settings, ctx: PipelineContext, watch: RedisQueueWa
 def test_a_row_left_in_flight_by_a_dead_worker_whose_card_went_ends_sent(
     settings: Settings, ctx: PipelineContext, watch: RedisQueueWatch, control: httpx.Client
 ) -> None:
-    ctx.client.load_giftcard(
-        asset_type="epay.nzd.test",
-        issuer="ezipay",
-        card_number=CARD,
-        pin="1234",
-        description=None,
-        transfer=ORDER,
-    )
+    load_out_of_band(ctx.client, CARD, transfer=True)
     row_id = _cancelled_row(settings, state="loading", lease_until=utcnow())
     assert _sweep_and_run(settings, ctx, watch) == [row_id]
     row = read_row(settings, row_id)
@@ -99,9 +89,7 @@ def test_an_ambiguous_waiting_row_whose_card_never_went_ends_cancelled_and_not_u
 def test_a_loaded_row_whose_transfer_answer_was_lost_and_not_applied_ends_cancelled_with_its_asset(
     settings: Settings, ctx: PipelineContext, watch: RedisQueueWatch, control: httpx.Client
 ) -> None:
-    loaded = ctx.client.load_giftcard(
-        asset_type="epay.nzd.test", issuer="ezipay", card_number=CARD, pin="1234", description=None
-    )
+    loaded = load_out_of_band(ctx.client, CARD)
     row_id = _cancelled_row(
         settings, state="loaded", asset_id=loaded.asset.id, ambiguous=True, pin_enc=None
     )

@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import update
 
 from centrapay_sandbox.server import SandboxHandle
-from distributor.centrapay.client import TransferOrder
 from distributor.config import Settings
 from distributor.db import session_scope
 from distributor.models import Row
@@ -29,9 +28,11 @@ from distributor.ratelimit.local import LocalTokenBucket
 from distributor.vault import vault_from_settings
 from tests.conftest import SANDBOX_KEY
 from tests.integration.pipeline.recovery_helpers import (
+    ORDER,
     api_calls,
     calls_by_endpoint,
     card_ledger,
+    load_out_of_band,
     plan_fault,
     read_batch,
     read_row,
@@ -176,21 +177,7 @@ def test_a_5xx_on_the_single_call_is_sent_again_without_a_lookup(
 def test_a_5xx_that_was_applied_after_all_is_found_through_the_resends_refusal(
     settings: Settings, ctx: PipelineContext, control: httpx.Client
 ) -> None:
-    order = TransferOrder(
-        recipient_alias="+64221231234",
-        message=None,
-        sender_name=None,
-        description=None,
-        notify_url=None,
-    )
-    applied = ctx.client.load_giftcard(
-        asset_type="epay.nzd.test",
-        issuer="ezipay",
-        card_number=CARD,
-        pin="1234",
-        description=None,
-        transfer=order,
-    )
+    applied = load_out_of_band(ctx.client, CARD, transfer=True)
     row_id = stored_row(settings, CARD)
     with session_scope(settings.database_url) as session:
         session.execute(
@@ -257,17 +244,8 @@ def test_a_transfer_refused_as_already_transferred_is_a_late_applied_attempt_not
     settings: Settings, two_step: PipelineContext, control: httpx.Client, sandbox: SandboxHandle
 ) -> None:
     row_id = stored_row(settings, CARD)
-    loaded = two_step.client.load_giftcard(
-        asset_type="epay.nzd.test", issuer="ezipay", card_number=CARD, pin="1234", description=None
-    )
-    order = TransferOrder(
-        recipient_alias="+64221231234",
-        message=None,
-        sender_name=None,
-        description=None,
-        notify_url=None,
-    )
-    late = two_step.client.create_transfer(asset_id=loaded.asset.id, order=order)
+    loaded = load_out_of_band(two_step.client, CARD)
+    late = two_step.client.create_transfer(asset_id=loaded.asset.id, order=ORDER)
     with session_scope(settings.database_url) as session:
         session.execute(
             update(Row).where(Row.id == row_id).values(state="loaded", asset_id=loaded.asset.id)
@@ -282,21 +260,7 @@ def test_a_transfer_refused_as_already_transferred_is_a_late_applied_attempt_not
 def test_duplicate_asset_for_a_card_in_a_transfer_of_ours_settles_the_row_as_sent(
     settings: Settings, ctx: PipelineContext, control: httpx.Client, sandbox: SandboxHandle
 ) -> None:
-    order = TransferOrder(
-        recipient_alias="+64221231234",
-        message=None,
-        sender_name=None,
-        description=None,
-        notify_url=None,
-    )
-    earlier = ctx.client.load_giftcard(
-        asset_type="epay.nzd.test",
-        issuer="ezipay",
-        card_number=CARD,
-        pin="1234",
-        description=None,
-        transfer=order,
-    )
+    earlier = load_out_of_band(ctx.client, CARD, transfer=True)
     row_id = stored_row(settings, CARD)
     run_to_rest(ctx, row_id)
     assert api_calls(control)[1:] == [LOAD, FIND_CARD]
@@ -441,21 +405,7 @@ def test_an_operators_retry_gives_the_row_a_fresh_automatic_retry_budget(
 def test_a_retried_row_whose_delivery_was_unknown_looks_before_it_sends(
     settings: Settings, ctx: PipelineContext, control: httpx.Client
 ) -> None:
-    order = TransferOrder(
-        recipient_alias="+64221231234",
-        message=None,
-        sender_name=None,
-        description=None,
-        notify_url=None,
-    )
-    ctx.client.load_giftcard(
-        asset_type="epay.nzd.test",
-        issuer="ezipay",
-        card_number=CARD,
-        pin="1234",
-        description=None,
-        transfer=order,
-    )
+    load_out_of_band(ctx.client, CARD, transfer=True)
     row_id = stored_row(settings, CARD, state="failed")
     with session_scope(settings.database_url) as session:
         session.execute(update(Row).where(Row.id == row_id).values(ambiguous=True))
@@ -469,23 +419,9 @@ def test_a_retried_row_whose_delivery_was_unknown_looks_before_it_sends(
 def test_a_row_that_learns_late_its_card_was_transferred_still_gets_its_transfer_id(
     settings: Settings, ctx: PipelineContext, control: httpx.Client, list_order: str
 ) -> None:
-    order = TransferOrder(
-        recipient_alias="+64221231234",
-        message=None,
-        sender_name=None,
-        description=None,
-        notify_url=None,
-    )
 
     def sent_out_of_band(card: str) -> tuple[str, str]:
-        loaded = ctx.client.load_giftcard(
-            asset_type="epay.nzd.test",
-            issuer="ezipay",
-            card_number=card,
-            pin="1234",
-            description=None,
-            transfer=order,
-        )
+        loaded = load_out_of_band(ctx.client, card, transfer=True)
         assert loaded.transfer is not None
         return loaded.asset.id, loaded.transfer.id
 
@@ -521,3 +457,31 @@ def test_a_fault_on_a_listing_page_is_asked_again_within_the_same_sync_run(
     report = sync_transfer_ids(database_url=settings.database_url, client=ctx.client)
     assert (report.resolved, report.pages) == (1, 2)
     _assert_sent_once(settings, control, sandbox, row_id)
+
+
+def test_a_walk_from_the_front_that_runs_out_of_pages_goes_on_where_it_stopped(
+    settings: Settings, ctx: PipelineContext, control: httpx.Client
+) -> None:
+    assert control.patch("/config", json={"listOrder": "newest"}).status_code == 200
+
+    def pending_row(card: str) -> tuple[int, str]:
+        loaded = load_out_of_band(ctx.client, card, transfer=True)
+        assert loaded.transfer is not None
+        row_id = stored_row(settings, card, state="sent")
+        with session_scope(settings.database_url) as session:
+            session.execute(update(Row).where(Row.id == row_id).values(asset_id=loaded.asset.id))
+        return row_id, loaded.transfer.id
+
+    load_out_of_band(ctx.client, "23409600000", transfer=True)
+    pending_row("23409600001")  # with the one before: the first page shows newest first
+    assert sync_transfer_ids(database_url=settings.database_url, client=ctx.client).pending == 0
+    older, older_transfer = pending_row("23409600002")
+    made = control.post("/accounts/sandbox-account/history", json={"transfers": 350})
+    assert made.status_code == 200, made.text
+    newest, newest_transfer = pending_row("23409600003")
+    first = sync_transfer_ids(database_url=settings.database_url, client=ctx.client, max_pages=2)
+    assert (first.pages, first.pending) == (2, 1)
+    assert read_row(settings, newest).transfer_id == newest_transfer
+    second = sync_transfer_ids(database_url=settings.database_url, client=ctx.client, max_pages=2)
+    assert second.pending == 0
+    assert read_row(settings, older).transfer_id == older_transfer
