@@ -204,12 +204,3 @@ class RedisQueueWatch:
     def close(self) -> None:
         """Release the Redis connection."""
         self._redis.close()
-
-
-def queue_is_empty(redis_url: str) -> bool:
-    """True when no row message waits in the queue (e.g. after Redis lost its data)."""
-    watch = RedisQueueWatch(redis_url)
-    try:
-        return watch.is_empty()
-    finally:
-        watch.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from distributor.config import Settings
@@ -71,3 +72,9 @@ def store_running_batch(settings: Settings, cards: list[tuple[str, str, str]]) -
             )
         batch_control.start(session, batch_id=batch.id, now=utcnow())
         return batch.id
+
+
+def load_row(session: Session, row_id: int) -> Row:
+    """The row, fresh from the database."""
+    statement = select(Row).where(Row.id == row_id).execution_options(populate_existing=True)
+    return session.execute(statement).scalar_one()

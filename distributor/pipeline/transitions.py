@@ -28,7 +28,6 @@ from sqlalchemy import (
     exists,
     func,
     or_,
-    select,
     update,
 )
 from sqlalchemy.orm import Session
@@ -412,13 +411,3 @@ def renew(session: Session, *, claims: Sequence[Claim], lease_until: datetime) -
         if connection.execute(_RENEW, params | {"lease_until": lease_until}).rowcount == 1:
             held.add(claim.row_id)
     return held
-
-
-_LOAD_ROW = (
-    select(Row).where(Row.id == bindparam("row_id")).execution_options(populate_existing=True)
-)
-
-
-def load_row(session: Session, row_id: int) -> Row:
-    """The row, fresh from the database."""
-    return session.execute(_LOAD_ROW, {"row_id": row_id}).scalar_one()

@@ -13,11 +13,10 @@ from distributor.config import Settings
 from distributor.constants import UNSETTLED_STATES
 from distributor.db import session_scope
 from distributor.models import Batch, Row
-from distributor.pipeline import transitions
 from distributor.pipeline.context import PipelineContext
 from distributor.pipeline.steps import advance_row
 from distributor.vault import vault_from_settings
-from tests.factories import make_batch, make_row
+from tests.factories import load_row, make_batch, make_row
 
 SETTLE_SECONDS = 15.0
 WAIT_SECONDS = 0.05
@@ -49,13 +48,13 @@ def run_to_rest(ctx: PipelineContext, row_id: int) -> None:
 def read_row_state(ctx: PipelineContext, row_id: int) -> str:
     """The row's state as stored."""
     with session_scope(ctx.database_url) as session:
-        return transitions.load_row(session, row_id).state
+        return load_row(session, row_id).state
 
 
 def read_row(settings: Settings, row_id: int) -> Row:
     """The row as stored."""
     with session_scope(settings.database_url) as session:
-        return transitions.load_row(session, row_id)
+        return load_row(session, row_id)
 
 
 def read_batch(settings: Settings, batch_id: int) -> Batch:

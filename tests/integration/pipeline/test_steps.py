@@ -9,12 +9,11 @@ import pytest
 from centrapay_sandbox.server import SandboxHandle
 from distributor.config import Settings
 from distributor.db import session_scope
-from distributor.pipeline import transitions
 from distributor.pipeline.context import PipelineContext, build_context
 from distributor.pipeline.steps import advance_row
 from distributor.ratelimit.local import LocalTokenBucket
 from distributor.vault import make_vault
-from tests.factories import make_batch, make_row
+from tests.factories import load_row, make_batch, make_row
 
 FORGOTTEN_SECRET = "a-secret-nobody-configured-any-more-0123456789"
 
@@ -37,7 +36,7 @@ def test_a_card_under_a_secret_no_longer_set_fails_with_a_code_and_holds_no_leas
         )
     assert advance_row(context, row.id) is None
     with session_scope(settings.database_url) as session:
-        stored = transitions.load_row(session, row.id)
+        stored = load_row(session, row.id)
     assert (stored.state, stored.error_code, stored.retryable) == (
         "failed",
         "SECRET_UNREADABLE",

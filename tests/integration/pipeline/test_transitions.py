@@ -16,7 +16,7 @@ from distributor.pipeline import transitions
 from distributor.pipeline.clock import utcnow
 from distributor.pipeline.transitions import LOAD, TRANSFER
 from distributor.vault import vault_from_settings
-from tests.factories import make_batch, make_row
+from tests.factories import load_row, make_batch, make_row
 
 LEASE = timedelta(seconds=60)
 
@@ -40,7 +40,7 @@ def _claim(
 
 def _state(settings: Settings, row_id: int) -> Row:
     with session_scope(settings.database_url) as session:
-        return transitions.load_row(session, row_id)
+        return load_row(session, row_id)
 
 
 def test_a_pending_row_is_taken_once(settings: Settings) -> None:

@@ -18,9 +18,8 @@ from distributor.models import Batch, Row
 from distributor.pipeline import tracking
 from distributor.pipeline.clock import utcnow
 from distributor.pipeline.context import PipelineContext
-from distributor.pipeline.transitions import load_row
 from distributor.vault import vault_from_settings
-from tests.factories import make_batch, make_row
+from tests.factories import load_row, make_batch, make_row
 
 NEVER_CLAIMS = "+64220009999"
 """The sandbox never claims a transfer to a phone ending in 9999: it expires, then returns."""
