@@ -158,8 +158,9 @@ def test_a_lost_answer_costs_the_same_calls_on_an_account_with_a_long_history(
         assert listing == 1
     else:
         # Oldest first: the end of the history is reached once per account, not per row,
-        # a bounded number of pages per run.
-        assert listing <= 3000 // 100 + 2
+        # a bounded number of pages per run; a run may read again one page it has seen
+        # (the front, when the order does not show on it).
+        assert listing <= 3000 // 100 + 1 + len(runs)
         assert max(run.pages for run in runs) <= SYNC_MAX_PAGES
     _assert_sent_once(settings, control, sandbox, row_id)
 
