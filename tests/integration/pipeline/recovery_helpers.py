@@ -7,6 +7,7 @@ import time
 from collections import Counter
 
 import httpx
+from sqlalchemy import update
 
 from distributor.centrapay.client import CentrapayClient, Loaded, TransferOrder
 from distributor.config import Settings
@@ -49,6 +50,12 @@ def read_row_state(ctx: PipelineContext, row_id: int) -> str:
     """The row's state as stored."""
     with session_scope(ctx.database_url) as session:
         return load_row(session, row_id).state
+
+
+def set_row(settings: Settings, row_id: int, **values: object) -> None:
+    """Write ``values`` to the row, as an earlier attempt left it."""
+    with session_scope(settings.database_url) as session:
+        session.execute(update(Row).where(Row.id == row_id).values(**values))
 
 
 def read_row(settings: Settings, row_id: int) -> Row:

@@ -38,6 +38,7 @@ from tests.integration.pipeline.recovery_helpers import (
     read_row,
     run_to_rest,
     sandbox_transfer,
+    set_row,
     stored_row,
 )
 
@@ -180,10 +181,7 @@ def test_a_5xx_that_was_applied_after_all_is_found_through_the_resends_refusal(
 ) -> None:
     applied = load_out_of_band(ctx.client, CARD, transfer=True)
     row_id = stored_row(settings, CARD)
-    with session_scope(settings.database_url) as session:
-        session.execute(
-            update(Row).where(Row.id == row_id).values(load_attempts=1, error_code="SERVER_ERROR")
-        )
+    set_row(settings, row_id, load_attempts=1, error_code="SERVER_ERROR")
     run_to_rest(ctx, row_id)
     row = read_row(settings, row_id)
     assert (row.state, row.asset_id, row.transfer_id_pending) == ("sent", applied.asset.id, True)
@@ -195,10 +193,7 @@ def test_a_card_held_elsewhere_after_an_earlier_5xx_fails_with_its_delivery_unkn
     settings: Settings, ctx: PipelineContext, control: httpx.Client
 ) -> None:
     row_id = stored_row(settings, "99020000001")  # DUPLICATE_ASSET, not in our account
-    with session_scope(settings.database_url) as session:
-        session.execute(
-            update(Row).where(Row.id == row_id).values(load_attempts=1, error_code="SERVER_ERROR")
-        )
+    set_row(settings, row_id, load_attempts=1, error_code="SERVER_ERROR")
     run_to_rest(ctx, row_id)
     row = read_row(settings, row_id)
     assert (row.state, row.error_code, row.ambiguous) == ("failed", "DUPLICATE_ASSET", True)
@@ -247,10 +242,7 @@ def test_a_transfer_refused_as_already_transferred_is_a_late_applied_attempt_not
     row_id = stored_row(settings, CARD)
     loaded = load_out_of_band(two_step.client, CARD)
     late = two_step.client.create_transfer(asset_id=loaded.asset.id, order=ORDER)
-    with session_scope(settings.database_url) as session:
-        session.execute(
-            update(Row).where(Row.id == row_id).values(state="loaded", asset_id=loaded.asset.id)
-        )
+    set_row(settings, row_id, state="loaded", asset_id=loaded.asset.id)
     run_to_rest(two_step, row_id)
     assert api_calls(control)[2:] == [TRANSFER, GET_ASSET]
     sync_transfer_ids(database_url=settings.database_url, client=two_step.client)
@@ -392,10 +384,7 @@ def test_an_operators_retry_gives_the_row_a_fresh_automatic_retry_budget(
     settings: Settings, ctx: PipelineContext, control: httpx.Client, sandbox: SandboxHandle
 ) -> None:
     row_id = stored_row(settings, CARD, state="failed")
-    with session_scope(settings.database_url) as session:
-        session.execute(
-            update(Row).where(Row.id == row_id).values(load_attempts=6, error_code="SERVER_ERROR")
-        )
+    set_row(settings, row_id, load_attempts=6, error_code="SERVER_ERROR")
     _retry(settings, read_row(settings, row_id).batch_id)
     plan_fault(control, "POST", "/api/external-assets", "5xx", count=2)
     run_to_rest(ctx, row_id)
@@ -408,8 +397,7 @@ def test_a_retried_row_whose_delivery_was_unknown_looks_before_it_sends(
 ) -> None:
     load_out_of_band(ctx.client, CARD, transfer=True)
     row_id = stored_row(settings, CARD, state="failed")
-    with session_scope(settings.database_url) as session:
-        session.execute(update(Row).where(Row.id == row_id).values(ambiguous=True))
+    set_row(settings, row_id, ambiguous=True)
     _retry(settings, read_row(settings, row_id).batch_id)
     run_to_rest(ctx, row_id)
     assert read_row(settings, row_id).transfer_id_pending
@@ -428,8 +416,7 @@ def test_a_row_that_learns_late_its_card_was_transferred_still_gets_its_transfer
 
     def pending_row(card: str, asset_id: str) -> int:
         row_id = stored_row(settings, card, state="sent")
-        with session_scope(settings.database_url) as session:
-            session.execute(update(Row).where(Row.id == row_id).values(asset_id=asset_id))
+        set_row(settings, row_id, asset_id=asset_id)
         return row_id
 
     early_asset, early_transfer = sent_out_of_band("23409700001")
@@ -469,8 +456,7 @@ def test_a_walk_from_the_front_that_runs_out_of_pages_goes_on_where_it_stopped(
         loaded = load_out_of_band(ctx.client, card, transfer=True)
         assert loaded.transfer is not None
         row_id = stored_row(settings, card, state="sent")
-        with session_scope(settings.database_url) as session:
-            session.execute(update(Row).where(Row.id == row_id).values(asset_id=loaded.asset.id))
+        set_row(settings, row_id, asset_id=loaded.asset.id)
         return row_id, loaded.transfer.id
 
     load_out_of_band(ctx.client, "23409600000", transfer=True)
