@@ -15,7 +15,7 @@ from centrapay_sandbox.server import SandboxHandle
 from distributor.batches import batch_counts
 from distributor.broker import CeleryRowQueue, make_celery
 from distributor.config import Settings
-from distributor.constants import UNSETTLED_STATES
+from distributor.constants import UNSETTLED_STATES, BatchState
 from distributor.db import session_scope
 from distributor.models import Batch, Row
 from distributor.pipeline.queueing import dispatch
@@ -25,6 +25,7 @@ from tests.factories import store_running_batch
 from tests.processes import ServiceProcess, service_env
 
 SETTLE_TIMEOUT_SECONDS = 60.0
+BATCH_CLOSE_GRACE_SECONDS = 5.0
 
 
 @pytest.fixture
@@ -99,12 +100,22 @@ def rows_by_state(settings: Settings, batch_id: int) -> dict[str, int]:
 def wait_until_settled(
     settings: Settings, batch_id: int, *, timeout: float = SETTLE_TIMEOUT_SECONDS
 ) -> dict[str, int]:
-    """Poll until no row of the batch is left to work on; its counts by state."""
+    """Poll until no row of the batch is left to work on and a running batch is closed;
+    its counts by state.
+
+    The worker closes a batch in a transaction of its own, just after the last row's, so
+    the close is waited for too, for at most ``BATCH_CLOSE_GRACE_SECONDS``: a batch still
+    running after that is left for the caller's assertions to report.
+    """
     deadline = time.monotonic() + timeout
+    settled_at: float | None = None
     while time.monotonic() < deadline:
         counts = rows_by_state(settings, batch_id)
         if not any(counts.get(state, 0) for state in UNSETTLED_STATES):
-            return counts
+            settled_at = settled_at or time.monotonic()
+            closed = batch_state(settings, batch_id).state != BatchState.RUNNING
+            if closed or time.monotonic() - settled_at > BATCH_CLOSE_GRACE_SECONDS:
+                return counts
         time.sleep(0.2)
     raise AssertionError(f"batch {batch_id} did not settle: {rows_by_state(settings, batch_id)}")
 
