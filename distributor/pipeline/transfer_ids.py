@@ -26,15 +26,18 @@ first page and keeps both ends covered:
 from __future__ import annotations
 
 import logging
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from distributor.centrapay.client import CentrapayClient, Transfer, TransfersPage
 from distributor.constants import RowState
-from distributor.db import session_scope
+from distributor.db import get_engine, session_scope
 from distributor.errors import CentrapayTransient, DistributorError
 from distributor.models import CentrapayAccount, Row, SentTransfer
 from distributor.pipeline.clock import utcnow
@@ -48,6 +51,8 @@ PAGE_TRIES = 3
 """A page that meets a timeout or a 5xx is asked again (within the run's page budget), so
 one fault does not end a long walk."""
 PENDING_MAX_ROWS = 10_000
+SYNC_LOCK_PREFIX = "distributor:transfer-id-sync:"
+"""Hashed with the account id into the advisory lock key of that account's sync."""
 NEWEST_FIRST = "newest"
 OLDEST_FIRST = "oldest"
 
@@ -77,8 +82,39 @@ def sync_transfer_ids(
     """Read what the listing has that the mirror lacks, then fill pending rows in from it.
 
     Stops early, keeping what it read, at the first error of the client (no token soon
-    enough, Centrapay down): the next run goes on.
+    enough, Centrapay down): the next run goes on. A run that finds another one syncing
+    the same account does nothing: two walks at once would each save where they stopped,
+    and the later save could leave the pages between them unread.
     """
+    with _alone(database_url, client.account_id) as alone:
+        if not alone:
+            with session_scope(database_url) as session:
+                return SyncReport(pages=0, resolved=0, pending=len(pending_asset_ids(session)))
+        return _sync(database_url=database_url, client=client, max_pages=max_pages)
+
+
+@contextmanager
+def _alone(database_url: str, account_id: str) -> Iterator[bool]:
+    """True while no other process syncs the account: a Postgres advisory lock, held on a
+    connection of its own, so the lock of a run whose process dies goes with it. SQLite
+    serves one process (the standalone mode): always True."""
+    engine = get_engine(database_url)
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    key = {"key": zlib.crc32(f"{SYNC_LOCK_PREFIX}{account_id}".encode())}
+    with engine.connect() as connection:
+        held = bool(connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), key))
+        connection.commit()
+        try:
+            yield held
+        finally:
+            if held:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+                connection.commit()
+
+
+def _sync(*, database_url: str, client: CentrapayClient, max_pages: int) -> SyncReport:
     with session_scope(database_url) as session:
         pending = pending_asset_ids(session)
         if not pending:
@@ -143,20 +179,20 @@ class _Walk:
         """
         while self.pages < self._budget:
             page = self._read(page_key)
-            seen_before = self._store(page)
             if self.order == OLDEST_FIRST and page_key is None:
+                self._store(page, {})
                 return  # the first page is the oldest: new transfers are the tail's
-            if seen_before or page.next_page_key is None:
-                self.gap = None
+            self._store(page, {"transfers_gap_key": page.next_page_key})
+            if self.gap is None:
                 return
-            page_key = self.gap = page.next_page_key
+            page_key = self.gap
 
     def tail(self, page_key: str | None) -> str | None:
         """Walk from ``page_key`` while rows are unmatched; the key to go on from next time
         (at the listing's end, the key of its last page, which may still grow)."""
         while self._missing and self.pages < self._budget:
             page = self._read(page_key)
-            self._store(page)
+            self._store(page, {"transfers_tail_key": page.next_page_key or page_key})
             if page.next_page_key is None:
                 break
             page_key = page.next_page_key
@@ -176,20 +212,32 @@ class _Walk:
             self.order = _order_of(page.transfers)
         return page
 
-    def _store(self, page: TransfersPage) -> bool:
-        """Mirror the page; True when it held a transfer mirrored before."""
-        if not page.transfers:
-            return False
+    def _store(self, page: TransfersPage, keys: dict[str, str | None]) -> None:
+        """Mirror the page and, in the same transaction, save where the walk goes on from.
+
+        A run killed between two pages (its process dies) leaves the mirror and the keys
+        agreeing: the next run goes on from the gap, where a walk from the front alone
+        would stop at the first page this one stored and never read the pages in between.
+        The head walk's gap is None once a page holds a transfer mirrored before: the walk
+        has met the mirror.
+        """
         ids = [transfer.id for transfer in page.transfers]
         with session_scope(self._database_url) as session:
-            known = set(
-                session.scalars(
-                    select(SentTransfer.transfer_id).where(SentTransfer.transfer_id.in_(ids))
-                )
+            known = ids and session.scalar(
+                select(exists().where(SentTransfer.transfer_id.in_(ids)))
             )
-            _upsert_transfers(session, self._client.account_id, page.transfers)
+            if page.transfers:
+                _upsert_transfers(session, self._client.account_id, page.transfers)
+            if "transfers_gap_key" in keys:
+                self.gap = None if known else keys["transfers_gap_key"]
+                keys = {"transfers_gap_key": self.gap}
+            if keys:
+                session.execute(
+                    update(CentrapayAccount)
+                    .where(CentrapayAccount.account_id == self._client.account_id)
+                    .values(keys)
+                )
         self._missing -= {transfer.asset_id for transfer in page.transfers}
-        return bool(known)
 
 
 def _order_of(transfers: list[Transfer]) -> str | None:
