@@ -37,6 +37,7 @@ from distributor.broker import (
     notification_sender,
 )
 from distributor.config import get_settings
+from distributor.constants import CONTROL_QUEUE
 from distributor.db import session_scope
 from distributor.errors import DatabaseUnavailable, DistributorError
 from distributor.pipeline import scheduling, tracking
@@ -117,6 +118,10 @@ _RETRY_ON_DATABASE: dict[str, Any] = {
 """A task that cannot reach the database runs again later, instead of being acked and
 forgotten (its row would wait for the sweeper's queue-empty check)."""
 _PERIODIC_RETRY_ON_DATABASE = _RETRY_ON_DATABASE | {"max_retries": PERIODIC_DATABASE_RETRIES_MAX}
+_ROW_RETRY_ON_DATABASE = _RETRY_ON_DATABASE | {"retry_kwargs": {"queue": CONTROL_QUEUE}}
+"""A row task cut off by an outage comes back ahead of the backlog of rows not started
+(on the row queue, behind thousands, it would wait minutes): its call may have gone out,
+and a lookup tells a delivered card for sure only before the recipient claims it."""
 
 _context_lock = threading.Lock()
 _context: PipelineContext | None = None
@@ -178,7 +183,7 @@ def _close_context(**_kwargs: Any) -> None:
             _notifier = None
 
 
-@app.task(name=ROW_TASK, **_RETRY_ON_DATABASE)
+@app.task(name=ROW_TASK, **_ROW_RETRY_ON_DATABASE)
 @_database_guarded
 def load_and_transfer(*, row_id: int, batch_id: int) -> None:
     """Advance one row of batch ``batch_id``: load its card, then transfer it."""

@@ -140,10 +140,17 @@ class PrivatePostgres:
         return self
 
     def start(self) -> None:
-        """pg_ctl start, waiting until it accepts connections."""
+        """pg_ctl start, waiting until it accepts connections.
+
+        ``fsync=off`` is safe here: a crashed server's writes are still in the kernel's
+        cache (only the machine crashing loses them). ``synchronous_commit`` stays on, as
+        in any deployment: off, an immediate stop throws away commits already answered
+        (a row's claim made before its Centrapay call, a sent row), a loss the service is
+        not built to survive and a durable Postgres never has.
+        """
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-            "-c max_connections=300 -c fsync=off -c synchronous_commit=off"
+            "-c max_connections=300 -c fsync=off"
         )
         pg_ctl = str(self.bin_dir / "pg_ctl")
         self._as_postgres(
