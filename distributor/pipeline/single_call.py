@@ -14,13 +14,13 @@ import threading
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from distributor.constants import BatchState
 from distributor.db import session_scope
 from distributor.errors import CentrapayBadRequest
 from distributor.models import Batch, CentrapayAccount
+from distributor.pipeline.accounts import upsert_account
 
 logger = logging.getLogger(__name__)
 
@@ -34,17 +34,6 @@ TWO_STEP_NOTICE = (
 def refuses_single_call(error: CentrapayBadRequest) -> bool:
     """True for the 400 an account without the single call answers: it names the field."""
     return SINGLE_CALL_FIELD in str(error)
-
-
-def upsert_account(session: Session, account_id: str, **values: object) -> None:
-    """Insert or update the account's row (on Postgres and SQLite alike)."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(CentrapayAccount).values(account_id=account_id, **values)
-    if values:
-        statement = statement.on_conflict_do_update(index_elements=["account_id"], set_=values)
-    else:
-        statement = statement.on_conflict_do_nothing(index_elements=["account_id"])
-    session.execute(statement)
 
 
 class SingleCall:

@@ -32,7 +32,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import exists, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from distributor.centrapay.client import CentrapayClient, Transfer, TransfersPage
@@ -40,8 +39,8 @@ from distributor.constants import RowState
 from distributor.db import get_engine, session_scope
 from distributor.errors import CentrapayTransient, DistributorError
 from distributor.models import CentrapayAccount, Row, SentTransfer
+from distributor.pipeline.accounts import upsert_account, upsert_insert
 from distributor.pipeline.clock import utcnow
-from distributor.pipeline.single_call import upsert_account
 
 logger = logging.getLogger(__name__)
 
@@ -248,8 +247,7 @@ def _order_of(transfers: list[Transfer]) -> str | None:
 
 
 def _upsert_transfers(session: Session, account_id: str, transfers: list[Transfer]) -> None:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(SentTransfer).values(
+    statement = upsert_insert(session, SentTransfer).values(
         [
             {
                 "transfer_id": transfer.id,
