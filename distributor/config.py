@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     distributor_secret_key: SecretStr | None = None
     distributor_previous_secret_keys: CommaList = Field(default_factory=list)
     distributor_api_tokens: CommaList = Field(default_factory=list)
+    """Bootstrap admin tokens (the user ``bootstrap``): to create the first users."""
+    distributor_user: str | None = None
+    """Whom the CLI acts as (``--as NAME`` overrides it); unset, the bootstrap admin."""
+    approval_required_above_rows: int | None = Field(default=None, ge=0)
+    """A batch with more rows to send waits for an approver; unset: never; 0: always."""
 
     default_asset_type: str = DEFAULT_ASSET_TYPE
     default_issuer: str = DEFAULT_ISSUER

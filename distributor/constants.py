@@ -81,12 +81,34 @@ class BatchState(StrEnum):
     """Where a whole batch stands."""
 
     QUEUED = "queued"
+    AWAITING_APPROVAL = "awaiting_approval"
+    """Over APPROVAL_REQUIRED_ABOVE_ROWS: nothing is sent until an approver other than the
+    uploader approves it (then queued, scheduled or running) or rejects it (cancelled)."""
     SCHEDULED = "scheduled"
     """Waiting for its ``start_at``; beat starts it then (or an operator, earlier)."""
     RUNNING = "running"
     PAUSED = "paused"
     CANCELLED = "cancelled"
     DONE = "done"
+
+
+class Role(StrEnum):
+    """What a user may do; each role may do everything the ones before it may."""
+
+    VIEWER = "viewer"
+    """Read batches, rows, reports, metrics and the audit trail."""
+    OPERATOR = "operator"
+    """Upload, start, pause, resume, cancel, retry."""
+    APPROVER = "approver"
+    """Operator, plus approve or reject a batch awaiting approval (not one they uploaded)."""
+    ADMIN = "admin"
+    """Everything, plus users and keys."""
+
+
+ROLE_ORDER = (Role.VIEWER, Role.OPERATOR, Role.APPROVER, Role.ADMIN)
+BOOTSTRAP_USER = "bootstrap"
+"""Who a token of DISTRIBUTOR_API_TOKENS (or the CLI without DISTRIBUTOR_USER) acts as."""
+USER_NAME_MAX_CHARS = 64
 
 
 class BatchEvent(StrEnum):

@@ -35,6 +35,10 @@ class Conflict(DistributorError):
     """The operation does not fit the current state (e.g. retrying a row whose card is live)."""
 
 
+class Forbidden(DistributorError):
+    """The acting user's role does not allow the action, or four-eyes forbids it."""
+
+
 class DatabaseUnavailable(DistributorError):
     """Postgres (or SQLite) cannot be reached or dropped the connection; try again later."""
 

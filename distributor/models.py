@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from distributor.constants import LIVE_STATES, BatchState, RowState
+from distributor.constants import LIVE_STATES, USER_NAME_MAX_CHARS, BatchState, Role, RowState
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -62,7 +62,7 @@ class Batch(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
-    state: Mapped[str] = mapped_column(String(16), default=BatchState.QUEUED)
+    state: Mapped[str] = mapped_column(String(32), default=BatchState.QUEUED)
     pause_reason: Mapped[str | None] = mapped_column(Text)
     notice: Mapped[str | None] = mapped_column(Text)
     """Something operators should know that does not stop the batch (shown by status)."""
@@ -238,3 +238,86 @@ class Notification(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
     given_up_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class User(Base):
+    """Someone who may use the API, the dashboard or the CLI, with one role.
+
+    Only the SHA-256 of the token is kept: the token itself is shown once, when made.
+    """
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(f"role IN ({_in(tuple(Role))})", name="role"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(USER_NAME_MAX_CHARS), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    token_rotated_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    disabled_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class BatchApproval(Base):
+    """The four-eyes record of a batch that had to wait for approval."""
+
+    __tablename__ = "batch_approvals"
+
+    batch_id: Mapped[int] = mapped_column(
+        ForeignKey("batches.id", ondelete="CASCADE"), primary_key=True
+    )
+    uploaded_by: Mapped[str] = mapped_column(String(USER_NAME_MAX_CHARS))
+    start_when_approved: Mapped[bool] = mapped_column(Boolean)
+    """What the uploader asked for: start at once (or at ``start_at``), or stay queued."""
+    decided_by: Mapped[str | None] = mapped_column(String(USER_NAME_MAX_CHARS))
+    decided_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    approved: Mapped[bool | None] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEntry(Base):
+    """One action someone took, written in the transaction of its effect.
+
+    Append-only (on Postgres a trigger refuses updates and deletes). ``details`` holds
+    filters and counts: never a token, a card, a PIN or a recipient. ``batch_id`` has no
+    foreign key, so an entry outlives anything it names.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_batch_id", "batch_id"),
+        Index("ix_audit_log_actor", "actor"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    at: Mapped[datetime] = mapped_column(Timestamp)
+    actor: Mapped[str] = mapped_column(String(USER_NAME_MAX_CHARS))
+    actor_role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32))
+    batch_id: Mapped[int | None] = mapped_column(Id)
+    subject: Mapped[str | None] = mapped_column(String(USER_NAME_MAX_CHARS))
+    """The user an action on users was about."""
+    details: Mapped[dict[str, object]] = mapped_column(JSON)
+
+
+class RowTransfer(Base):
+    """A transfer a row had before it was resent to a corrected recipient.
+
+    The row itself holds its current transfer; each resend first copies that one here, so a
+    row keeps every transfer it has had. Only the masked recipient is kept: history is shown
+    in reports, which never carry a clear recipient.
+    """
+
+    __tablename__ = "row_transfers"
+    __table_args__ = (Index("ix_row_transfers_row_id", "row_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    row_id: Mapped[int] = mapped_column(ForeignKey("rows.id", ondelete="CASCADE"))
+    transfer_id: Mapped[str | None] = mapped_column(String(64))
+    """None when the transfer step failed before Centrapay made one (a refused recipient)."""
+    transfer_status: Mapped[str | None] = mapped_column(String(16))
+    recipient_masked: Mapped[str | None] = mapped_column(String(320))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    replaced_at: Mapped[datetime] = mapped_column(Timestamp)
+    """When the resend that ended this transfer's turn was made."""

@@ -1,8 +1,9 @@
 """The batch report: one CSV line per input row, masked, safe to open in a spreadsheet.
 
 Only masked columns are read from the database (never ``recipient``, ``card_number_enc``
-or ``pin_enc``), and rows are fetched ``REPORT_CHUNK_ROWS`` at a time, so a batch of
-100k rows is never held in memory whole.
+or ``pin_enc``); ``earlier_transfers`` lists the transfers a row had before a resend
+(``row_transfers``, masked recipients only). Rows are fetched ``REPORT_CHUNK_ROWS`` at a
+time, so a batch of 100k rows is never held in memory whole.
 
 Every cell follows OWASP's CSV-injection guidance: a cell that starts with ``=``, ``+``,
 ``-``, ``@``, a tab or a carriage return gets a leading single quote, so a spreadsheet
@@ -23,7 +24,8 @@ from sqlalchemy.orm import Session
 
 from distributor.batches import get_batch
 from distributor.delivery import delivery_column
-from distributor.models import Row
+from distributor.models import Row, RowTransfer
+from distributor.pipeline.resend import earlier_transfers
 
 REPORT_CHUNK_ROWS = 1_000  # rows fetched from the database at a time
 
@@ -43,6 +45,7 @@ HEADER = (
     "loaded_at",
     "sent_at",
     "updated_at",
+    "earlier_transfers",
 )
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -67,6 +70,7 @@ _COLUMNS = (
     Row.loaded_at,
     Row.sent_at,
     Row.updated_at,
+    Row.id,
 )
 
 
@@ -93,7 +97,27 @@ def _chunks(session: Session, *, batch_id: int) -> Iterator[list[list[str]]]:
         .execution_options(yield_per=REPORT_CHUNK_ROWS)
     )
     for partition in session.execute(query).partitions():
-        yield [[safe_cell(value) for value in record] for record in partition]
+        earlier = earlier_transfers(session, [record[-1] for record in partition])
+        yield [
+            [safe_cell(value) for value in record[:-1]]
+            + [safe_cell(_earlier_cell(earlier.get(record[-1], [])))]
+            for record in partition
+        ]
+
+
+def _earlier_cell(transfers: list[RowTransfer]) -> str:
+    """``id status recipient`` of each transfer before a resend, oldest first, ``; `` apart."""
+    return "; ".join(
+        " ".join(
+            part or "none"
+            for part in (
+                earlier.transfer_id,
+                earlier.transfer_status or earlier.error_code,
+                earlier.recipient_masked,
+            )
+        )
+        for earlier in transfers
+    )
 
 
 def write_report(session: Session, *, batch_id: int, out: TextIO) -> int:

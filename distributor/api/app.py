@@ -14,10 +14,27 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from distributor.api.routes import batches, dashboard, health, metrics, reports, webhooks
+from distributor.api.routes import (
+    audit,
+    batches,
+    dashboard,
+    health,
+    metrics,
+    reports,
+    transfers,
+    webhooks,
+)
 from distributor.broker import batch_dispatcher, make_celery
 from distributor.config import Settings, get_settings
-from distributor.errors import Conflict, NotFound, UploadRejected
+from distributor.errors import (
+    BucketUnavailable,
+    CentrapayError,
+    ConfigError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    UploadRejected,
+)
 
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 """Room around the largest file in an upload's body: boundaries, part headers, form fields."""
@@ -65,12 +82,20 @@ def create_app(settings: Settings, *, dispatch: Callable[[int], None]) -> FastAP
     app.add_exception_handler(UploadRejected, _error(status.HTTP_422_UNPROCESSABLE_CONTENT))
     app.add_exception_handler(NotFound, _error(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(Conflict, _error(status.HTTP_409_CONFLICT))
+    app.add_exception_handler(Forbidden, _error(status.HTTP_403_FORBIDDEN))
+    # Reclaim calls Centrapay within the request: a setting it needs is missing, the
+    # rate-limit store is down (503), or Centrapay refused the key (502).
+    app.add_exception_handler(ConfigError, _error(status.HTTP_503_SERVICE_UNAVAILABLE))
+    app.add_exception_handler(BucketUnavailable, _error(status.HTTP_503_SERVICE_UNAVAILABLE))
+    app.add_exception_handler(CentrapayError, _error(status.HTTP_502_BAD_GATEWAY))
     app.include_router(health.router)
     app.include_router(batches.router)
     app.include_router(reports.router)
     app.include_router(dashboard.router)
     app.include_router(metrics.router)
     app.include_router(webhooks.router)
+    app.include_router(transfers.router)
+    app.include_router(audit.router)
     return app
 
 

@@ -1,8 +1,7 @@
-"""FastAPI dependencies: settings, a database session per request, the token check."""
+"""FastAPI dependencies: settings, a database session per request, who is calling."""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
@@ -10,6 +9,8 @@ from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from distributor.access.actors import Actor
+from distributor.access.users import actor_for_token
 from distributor.config import Settings
 from distributor.db import session_scope
 
@@ -40,28 +41,33 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def token_is_valid(settings: Settings, token: str) -> bool:
-    """True when ``token`` is one of DISTRIBUTOR_API_TOKENS (constant-time compare)."""
-    return any(
-        hmac.compare_digest(token.encode(), known.encode())
-        for known in settings.distributor_api_tokens
-    )
+def resolve_actor(session: Session, settings: Settings, token: str | None) -> Actor | None:
+    """Whose ``token`` is: an enabled user's, or a bootstrap admin's; None if nobody's."""
+    if not token:
+        return None
+    return actor_for_token(session, token=token, bootstrap_tokens=settings.distributor_api_tokens)
 
 
-def require_token(
+def current_actor(
+    session: SessionDep,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
-    """401 unless the request carries ``Authorization: Bearer <one of the API tokens>``."""
-    if credentials is None or not token_is_valid(settings, credentials.credentials):
+) -> Actor:
+    """401 unless the request carries ``Authorization: Bearer <token>`` of an enabled user
+    (or one of DISTRIBUTOR_API_TOKENS); who it is otherwise. Roles are checked by each action."""
+    actor = resolve_actor(session, settings, credentials.credentials if credentials else None)
+    if actor is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            detail="missing or wrong API token",
+            detail="missing, wrong or disabled API token",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    return actor
 
 
-Authorized = Depends(require_token)
+ActorDep = Annotated[Actor, Depends(current_actor)]
+Authorized = Depends(current_actor)
+"""For a router whose every route needs a caller, at least a viewer."""
 
 
 def get_dispatcher(request: Request) -> Callable[[int], None]:

@@ -263,6 +263,14 @@ class CentrapayClient:
         """GET /api/asset-transfers/{id}."""
         return _transfer(self._request("GET", f"/api/asset-transfers/{transfer_id}"))
 
+    def cancel_transfer(self, transfer_id: str) -> Transfer:
+        """POST /api/asset-transfers/{id}/cancel: take back a ``created`` or ``sent`` transfer.
+
+        Raises CentrapayForbidden with code INVALID_ASSET_TRANSFER_STATUS when the transfer
+        is past cancelling (claimed, expired, returned, cancelled).
+        """
+        return _transfer(self._request("POST", f"/api/asset-transfers/{transfer_id}/cancel"))
+
     def sent_transfers_page(self, page_key: str | None = None) -> TransfersPage:
         """One page of GET /api/asset-transfers?senderAccountId=ours (order undocumented)."""
         params = {"senderAccountId": self.account_id}

@@ -2,7 +2,30 @@
 
 from __future__ import annotations
 
-from distributor.cli import batches, control, flower, keys, report, run, services
+from distributor.cli import (
+    after_send,
+    audit,
+    batches,
+    control,
+    flower,
+    keys,
+    report,
+    run,
+    services,
+    users,
+)
 from distributor.cli.common import app
 
-__all__ = ["app", "batches", "control", "flower", "keys", "report", "run", "services"]
+__all__ = [
+    "after_send",
+    "app",
+    "audit",
+    "batches",
+    "control",
+    "flower",
+    "keys",
+    "report",
+    "run",
+    "services",
+    "users",
+]

@@ -16,8 +16,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from distributor import operator_actions
 from distributor.broker import batch_dispatcher, make_celery
-from distributor.cli.common import app, console, fail, load_settings
+from distributor.cli.common import acting_user, app, console, fail, load_settings
 from distributor.cli.watch import (
     WATCH_INTERVAL_SECONDS,
     Snapshot,
@@ -26,10 +27,11 @@ from distributor.cli.watch import (
     watch_batch,
 )
 from distributor.config import Settings
+from distributor.constants import BatchState
 from distributor.db import session_scope
 from distributor.errors import ConfigError, DistributorError
-from distributor.ingest import BatchOptions, IngestResult, ingest_csv
-from distributor.pipeline import batch_control, scheduling
+from distributor.ingest import BatchOptions, IngestResult
+from distributor.pipeline import scheduling
 from distributor.pipeline.clock import utcnow
 from distributor.vault import vault_from_settings
 
@@ -155,22 +157,29 @@ def upload(
         description=description,
     )
     with file.open("rb") as stream, batch_session(settings) as session:
-        result = ingest_csv(
-            stream,
-            session=session,
+        uploaded = operator_actions.upload(
+            session,
+            acting_user(session, settings),
+            stream=stream,
             vault=vault,
             options=options,
             max_rows=settings.upload_max_rows,
             pin_required=settings.pin_required,
+            start=start,
+            start_at=when,
+            approval_above_rows=settings.approval_required_above_rows,
+            now=utcnow(),
         )
-        if when is not None:
-            scheduling.schedule(session, batch_id=result.batch_id, start_at=when)
-        elif start:
-            batch_control.start(session, batch_id=result.batch_id, now=utcnow())
+    result = uploaded.result
     print_ingest_result(result, file)
-    if when is not None:
+    if uploaded.state == BatchState.AWAITING_APPROVAL:
+        console.print(
+            f"batch {result.batch_id} awaits approval: another user with the approver role "
+            f"runs `distributor approve {result.batch_id}` (or rejects it)"
+        )
+    elif when is not None:
         console.print(f"batch {result.batch_id} scheduled to start at {when.isoformat()}")
-    elif start:
+    elif uploaded.dispatch:
         dispatch_batch(settings, result.batch_id)
         console.print(f"batch {result.batch_id} started")
 
@@ -200,6 +209,9 @@ def status(
 ) -> None:
     """Show a batch: progress, rows by state, failed rows by error code, transfers."""
     settings = load_settings()
+
+    with batch_session(settings) as session:
+        acting_user(session, settings)
 
     def read(*, transfers: bool = True) -> Snapshot:
         with batch_session(settings) as session:

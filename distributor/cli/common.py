@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
 import typer
 from rich.console import Console
+from sqlalchemy.orm import Session
 
+from distributor.access.actors import BOOTSTRAP, Actor
+from distributor.access.users import actor_named
 from distributor.config import Settings, get_settings
 from distributor.errors import DistributorError
 
@@ -23,10 +27,43 @@ app.add_typer(db_app, name="db")
 console = Console()
 err_console = Console(stderr=True)
 
+_acting_as: list[str] = []
+"""The --as NAME of this invocation, if given (set by the app's callback)."""
+
+
+@app.callback()
+def main(
+    acting_as: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            metavar="NAME",
+            help="Act as this user [default: DISTRIBUTOR_USER; unset, the bootstrap admin].",
+        ),
+    ] = None,
+) -> None:
+    """Bulk giftcard distribution through the Centrapay API."""
+    _acting_as.clear()
+    if acting_as is not None:
+        _acting_as.append(acting_as)
+
+
+def acting_user(session: Session, settings: Settings) -> Actor:
+    """Whom this command acts as: --as, else DISTRIBUTOR_USER, else the bootstrap admin.
+
+    The CLI works on the database directly, so whoever runs it with DATABASE_URL could act
+    as anyone: the name attributes its actions in the audit trail, and the role keeps a
+    user to what they may do. A name that is unknown or disabled is refused.
+    """
+    name = _acting_as[0] if _acting_as else settings.distributor_user
+    return BOOTSTRAP if name is None else actor_named(session, name)
+
 
 def fail(message: str, *, code: int = 1) -> typer.Exit:
     """Print one clear line to stderr and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    err_console.print(
+        f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True
+    )
     return typer.Exit(code)
 
 

@@ -1,4 +1,8 @@
-"""Commands that steer a batch: start, pause, resume, cancel, retry."""
+"""Commands that steer a batch: start, pause, resume, cancel, retry, approve, reject.
+
+Each acts as the CLI's user (``--as`` or DISTRIBUTOR_USER) through ``operator_actions``,
+which checks the role and writes the audit entry.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,12 @@ from typing import Annotated
 
 import typer
 
+from distributor import operator_actions
 from distributor.cli.batches import batch_session, dispatch_batch
-from distributor.cli.common import app, console, load_settings
+from distributor.cli.common import acting_user, app, console, load_settings
+from distributor.constants import BatchState
 from distributor.errors import Conflict
-from distributor.pipeline import batch_control
+from distributor.pipeline import approval
 from distributor.pipeline.clock import utcnow
 from distributor.vault import vault_from_settings
 
@@ -21,7 +27,8 @@ def start(batch: BatchId) -> None:
     """Start sending a batch uploaded with --no-start, or a scheduled one before its time."""
     settings = load_settings()
     with batch_session(settings) as session:
-        batch_control.start(session, batch_id=batch, now=utcnow())
+        actor = acting_user(session, settings)
+        operator_actions.start(session, actor, batch_id=batch, now=utcnow())
     dispatch_batch(settings, batch)
     console.print(f"batch {batch} started")
 
@@ -31,7 +38,9 @@ def pause(batch: BatchId) -> None:
     """Stop taking new rows of a batch; rows in flight finish their step."""
     settings = load_settings()
     with batch_session(settings) as session:
-        if not batch_control.pause(session, batch_id=batch, reason="paused by an operator"):
+        actor = acting_user(session, settings)
+        reason = f"paused by {actor.name}"
+        if not operator_actions.pause(session, actor, batch_id=batch, reason=reason, now=utcnow()):
             raise Conflict(f"batch {batch} is not running or queued")
     console.print(f"batch {batch} paused")
 
@@ -41,7 +50,8 @@ def resume(batch: BatchId) -> None:
     """Go on with a paused batch."""
     settings = load_settings()
     with batch_session(settings) as session:
-        batch_control.resume(session, batch_id=batch)
+        actor = acting_user(session, settings)
+        operator_actions.resume(session, actor, batch_id=batch, now=utcnow())
     dispatch_batch(settings, batch)
     console.print(f"batch {batch} resumed")
 
@@ -51,8 +61,43 @@ def cancel(batch: BatchId) -> None:
     """Stop a batch for good: rows not yet sent are cancelled."""
     settings = load_settings()
     with batch_session(settings) as session:
-        cancelled = batch_control.cancel(session, batch_id=batch, now=utcnow())
+        actor = acting_user(session, settings)
+        cancelled = operator_actions.cancel(session, actor, batch_id=batch, now=utcnow())
     console.print(f"batch {batch} cancelled ({cancelled} rows)")
+
+
+@app.command()
+def approve(batch: BatchId) -> None:
+    """Approve a batch awaiting approval that someone else uploaded: it goes on as asked."""
+    settings = load_settings()
+    with batch_session(settings) as session:
+        actor = acting_user(session, settings)
+        summary = approval.summary(session, batch)
+        state = operator_actions.approve(session, actor, batch_id=batch, now=utcnow())
+    counts = ", ".join(f"{name} {count}" for name, count in summary.counts.items() if count)
+    console.print(
+        f"batch {batch} (uploaded by {summary.uploaded_by}, sender {summary.sender_name or '-'}, "
+        f"{summary.asset_type}; {counts}) approved: now {state}",
+        highlight=False,
+        markup=False,
+    )
+    if state == BatchState.RUNNING:
+        dispatch_batch(settings, batch)
+
+
+@app.command()
+def reject(
+    batch: BatchId,
+    reason: Annotated[str, typer.Option("--reason", help="Why; shown on the batch.")],
+) -> None:
+    """Reject a batch awaiting approval: it is cancelled and nothing is sent."""
+    settings = load_settings()
+    with batch_session(settings) as session:
+        actor = acting_user(session, settings)
+        cancelled = operator_actions.reject(
+            session, actor, batch_id=batch, reason=reason, now=utcnow()
+        )
+    console.print(f"batch {batch} rejected ({cancelled} rows cancelled)")
 
 
 @app.command()
@@ -66,8 +111,10 @@ def retry(
     """Send failed rows again, from the step that failed."""
     settings = load_settings()
     with batch_session(settings) as session:
-        result = batch_control.retry(
+        actor = acting_user(session, settings)
+        result = operator_actions.retry(
             session,
+            actor,
             batch_id=batch,
             vault=vault_from_settings(settings),
             error_codes=error_code or (),

@@ -11,10 +11,14 @@ from typing import Annotated
 import typer
 from sqlalchemy.exc import DBAPIError
 
-from distributor.cli.common import app, console, fail, load_settings
+from distributor.access import audit
+from distributor.access.actors import Action, require
+from distributor.cli.batches import batch_session
+from distributor.cli.common import acting_user, app, console, fail, load_settings
 from distributor.errors import ConfigError
 from distributor.keys import CHUNK_ROWS, RotationReport, generate_secret, keyring_from_settings
 from distributor.keys import rotate_keys as rotate_all
+from distributor.pipeline.clock import utcnow
 
 ROW_IDS_SHOWN = 20
 
@@ -76,6 +80,9 @@ def rotate(
     needs a previous secret: keep it in DISTRIBUTOR_PREVIOUS_SECRET_KEYS until a run ends 0.
     """
     settings = load_settings()
+    with batch_session(settings) as session:
+        actor = acting_user(session, settings)
+        require(actor, Action.KEYS_ROTATE)
     try:
         keyring = keyring_from_settings(settings)
     except ConfigError as exc:
@@ -87,6 +94,21 @@ def rotate(
     except DBAPIError as exc:
         reason = str(exc.orig).partition("\n")[0]
         raise fail(f"cannot rotate the rows at DATABASE_URL: {reason}") from None
+    if not check:
+        # The rotation runs in many transactions of its own: its entry, with its counts,
+        # follows it in one more.
+        with batch_session(settings) as session:
+            audit.record(
+                session,
+                actor=actor,
+                action=Action.KEYS_ROTATE,
+                now=utcnow(),
+                details={
+                    "examined": report.examined,
+                    "rotated": report.rotated,
+                    "unreadable": len(report.unreadable),
+                },
+            )
     _print_report(report, check=check)
     if not report.complete or (check and report.rotated):
         raise typer.Exit(1)

@@ -8,9 +8,11 @@ from typing import Annotated
 import typer
 from sqlalchemy.exc import DBAPIError
 
-from distributor.cli.common import app, console, fail, load_settings
+from distributor import operator_actions
+from distributor.cli.common import acting_user, app, console, fail, load_settings
 from distributor.db import session_scope
-from distributor.errors import NotFound
+from distributor.errors import Forbidden, NotFound
+from distributor.pipeline.clock import utcnow
 from distributor.report import write_report
 
 
@@ -32,9 +34,11 @@ def report(
             session_scope(settings.database_url) as session,
             partial.open("w", encoding="utf-8", newline="") as out,
         ):
+            actor = acting_user(session, settings)
+            operator_actions.download_report(session, actor, batch_id=batch, now=utcnow())
             rows = write_report(session, batch_id=batch, out=out)
         partial.replace(target)
-    except NotFound as exc:
+    except (NotFound, Forbidden) as exc:
         raise fail(str(exc)) from None
     except DBAPIError as exc:
         reason = str(exc.orig).partition("\n")[0]

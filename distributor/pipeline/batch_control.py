@@ -64,6 +64,11 @@ def _set_state(
 def start(session: Session, *, batch_id: int, now: datetime) -> None:
     """queued or scheduled (early) -> running; Conflict otherwise."""
     batch = get_batch(session, batch_id)
+    if batch.state == BatchState.AWAITING_APPROVAL:
+        raise Conflict(
+            f"batch {batch_id} is awaiting approval: an approver other than its uploader "
+            "must approve it before it can start"
+        )
     if not _set_state(
         session,
         batch_id=batch_id,

@@ -1,4 +1,5 @@
-"""Batches: upload, list, inspect, list rows, and start / pause / resume / cancel / retry."""
+"""Batches: upload, list, inspect, list rows, approve / reject, and start / pause / resume /
+cancel / retry, each through ``operator_actions`` (role check and audit entry)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,27 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, sta
 from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy.orm import Session
 
-from distributor import batches
-from distributor.api.deps import ID_MAX, Authorized, BatchId, DispatchDep, SessionDep, SettingsDep
-from distributor.constants import ASSET_TYPES, ISSUERS, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, RowState
+from distributor import batches, operator_actions
+from distributor.api.deps import (
+    ID_MAX,
+    ActorDep,
+    Authorized,
+    BatchId,
+    DispatchDep,
+    SessionDep,
+    SettingsDep,
+)
+from distributor.constants import (
+    ASSET_TYPES,
+    ISSUERS,
+    PAGE_SIZE_DEFAULT,
+    PAGE_SIZE_MAX,
+    BatchState,
+    RowState,
+)
 from distributor.errors import UploadRejected
-from distributor.ingest import BatchOptions, ingest_csv
-from distributor.pipeline import batch_control, scheduling
+from distributor.ingest import BatchOptions
+from distributor.pipeline import approval, scheduling
 from distributor.pipeline.clock import utcnow
 from distributor.pipeline.tracking import transfer_summary
 from distributor.progress import batch_progress, progress_view
@@ -30,6 +46,20 @@ Offset = Annotated[int, Query(ge=0, le=ID_MAX)]
 ErrorCodeFilter = Annotated[str | None, Query(max_length=ERROR_CODE_MAX_CHARS, pattern=PRINTABLE)]
 ErrorCode = Annotated[str, StringConstraints(max_length=ERROR_CODE_MAX_CHARS, pattern=PRINTABLE)]
 RowId = Annotated[int, Field(ge=1, le=ID_MAX)]
+
+
+REASON_MAX_CHARS = 500
+
+
+class RejectRequest(BaseModel):
+    """Why a batch awaiting approval is rejected."""
+
+    reason: Annotated[
+        str,
+        StringConstraints(
+            min_length=1, max_length=REASON_MAX_CHARS, strip_whitespace=True, pattern=PRINTABLE
+        ),
+    ]
 
 
 class RetryRequest(BaseModel):
@@ -57,6 +87,7 @@ def _shown(session: Session, batch_id: int) -> dict[str, Any]:
 @router.post("", status_code=status.HTTP_201_CREATED)
 def upload_batch(
     session: SessionDep,
+    actor: ActorDep,
     settings: SettingsDep,
     dispatch: DispatchDep,
     file: Annotated[UploadFile, File(description="CSV: recipientAlias,cardNumber,pin,message")],
@@ -89,23 +120,26 @@ def upload_batch(
         sender_name=sender_name,
         description=description,
     )
-    result = ingest_csv(
-        file.file,
-        session=session,
+    uploaded = operator_actions.upload(
+        session,
+        actor,
+        stream=file.file,
         vault=vault_from_settings(settings),
         options=options,
         max_rows=settings.upload_max_rows,
         pin_required=settings.pin_required,
+        start=start,
+        start_at=when,
+        approval_above_rows=settings.approval_required_above_rows,
+        now=utcnow(),
     )
-    if when is not None:
-        scheduling.schedule(session, batch_id=result.batch_id, start_at=when)
-    elif start:
-        batch_control.start(session, batch_id=result.batch_id, now=utcnow())
     session.commit()
-    if start and when is None:
-        dispatch(result.batch_id)
+    if uploaded.dispatch:
+        dispatch(uploaded.result.batch_id)
+    result = uploaded.result
     return {
         "id": result.batch_id,
+        "state": uploaded.state,
         "start_at": when.isoformat() if when is not None else None,
         "counts": result.counts,
         "problems": [problem.__dict__ for problem in result.problems],
@@ -144,42 +178,75 @@ def rows(
     return {"items": [batches.row_view(row) for row in found], "limit": limit, "offset": offset}
 
 
+@router.get("/{batch_id}/approval")
+def approval_summary(session: SessionDep, batch_id: BatchId) -> dict[str, Any]:
+    """What an approver decides on: rows by state, problems by code, sender, asset type."""
+    return approval.summary(session, batch_id).__dict__
+
+
+@router.post("/{batch_id}/approve")
+def approve(
+    session: SessionDep, actor: ActorDep, dispatch: DispatchDep, batch_id: BatchId
+) -> dict[str, Any]:
+    """Approve a batch awaiting approval (an approver other than its uploader)."""
+    state = operator_actions.approve(session, actor, batch_id=batch_id, now=utcnow())
+    session.commit()
+    if state == BatchState.RUNNING:
+        dispatch(batch_id)
+    return _shown(session, batch_id)
+
+
+@router.post("/{batch_id}/reject")
+def reject(
+    session: SessionDep, actor: ActorDep, batch_id: BatchId, request: RejectRequest
+) -> dict[str, Any]:
+    """Reject a batch awaiting approval, with a reason: it is cancelled, nothing sent."""
+    operator_actions.reject(session, actor, batch_id=batch_id, reason=request.reason, now=utcnow())
+    return _shown(session, batch_id)
+
+
 @router.post("/{batch_id}/start")
-def start(session: SessionDep, dispatch: DispatchDep, batch_id: BatchId) -> dict[str, Any]:
+def start(
+    session: SessionDep, actor: ActorDep, dispatch: DispatchDep, batch_id: BatchId
+) -> dict[str, Any]:
     """Start sending a queued batch, or a scheduled one before its time."""
-    batch_control.start(session, batch_id=batch_id, now=utcnow())
+    operator_actions.start(session, actor, batch_id=batch_id, now=utcnow())
     session.commit()
     dispatch(batch_id)
     return _shown(session, batch_id)
 
 
 @router.post("/{batch_id}/pause")
-def pause(session: SessionDep, batch_id: BatchId) -> dict[str, Any]:
+def pause(session: SessionDep, actor: ActorDep, batch_id: BatchId) -> dict[str, Any]:
     """Stop taking new rows; rows in flight finish their step."""
-    batches.get_batch(session, batch_id)
-    batch_control.pause(session, batch_id=batch_id, reason="paused by an operator")
+    operator_actions.pause(
+        session, actor, batch_id=batch_id, reason=f"paused by {actor.name}", now=utcnow()
+    )
     return _shown(session, batch_id)
 
 
 @router.post("/{batch_id}/resume")
-def resume(session: SessionDep, dispatch: DispatchDep, batch_id: BatchId) -> dict[str, Any]:
+def resume(
+    session: SessionDep, actor: ActorDep, dispatch: DispatchDep, batch_id: BatchId
+) -> dict[str, Any]:
     """Go on with a paused batch."""
-    batch_control.resume(session, batch_id=batch_id)
+    operator_actions.resume(session, actor, batch_id=batch_id, now=utcnow())
     session.commit()
     dispatch(batch_id)
     return _shown(session, batch_id)
 
 
 @router.post("/{batch_id}/cancel")
-def cancel(session: SessionDep, batch_id: BatchId) -> dict[str, Any]:
+def cancel(session: SessionDep, actor: ActorDep, batch_id: BatchId) -> dict[str, Any]:
     """Stop the batch for good; rows not yet sent are cancelled."""
-    batch_control.cancel(session, batch_id=batch_id, now=utcnow())
+    operator_actions.cancel(session, actor, batch_id=batch_id, now=utcnow())
     return _shown(session, batch_id)
 
 
 @router.post("/{batch_id}/retry")
 def retry(
     session: SessionDep,
+    actor: ActorDep,
     settings: SettingsDep,
     dispatch: DispatchDep,
     batch_id: BatchId,
@@ -187,8 +254,9 @@ def retry(
 ) -> dict[str, Any]:
     """Failed rows go back to the step that failed (a loaded card is not loaded again)."""
     chosen = request or RetryRequest()
-    result = batch_control.retry(
+    result = operator_actions.retry(
         session,
+        actor,
         batch_id=batch_id,
         vault=vault_from_settings(settings),
         error_codes=chosen.error_codes,

@@ -1,11 +1,13 @@
 """The operator dashboard: server-rendered pages over the batch queries and batch control.
 
-A browser logs in with HTTP basic auth whose password is one of DISTRIBUTOR_API_TOKENS (any
-user name); ``Authorization: Bearer`` works too. Because a browser replays basic credentials
-on any request to this site, even one a hostile page makes it send, every form carries a
-token derived with HMAC from the API token and the time it was issued: a POST without a
-fresh one is refused (403). Pages cannot be framed, so buttons cannot be clicked through
-a disguise, and they show masked data only.
+A browser logs in with HTTP basic auth whose password is a user's token (or one of
+DISTRIBUTOR_API_TOKENS; any user name); ``Authorization: Bearer`` works too. Each page shows
+who is logged in and only the buttons their role may use; the actions check the role again.
+
+Because a browser replays basic credentials on any request to this site, even one a
+hostile page makes it send, every form carries a token derived with HMAC from the API token
+and the time it was issued: a POST without a fresh one is refused (403). Pages cannot be
+framed, so buttons cannot be clicked through a disguise, and they show masked data only.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -24,21 +27,23 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from sqlalchemy.orm import Session
 
-from distributor import batches
+from distributor import batches, operator_actions
+from distributor.access import audit
+from distributor.access.actors import Action, Actor, allows
 from distributor.api.deps import (
     ID_MAX,
     BatchId,
     DispatchDep,
     SessionDep,
     SettingsDep,
-    token_is_valid,
+    resolve_actor,
 )
 from distributor.api.routes import reports
 from distributor.config import Settings
 from distributor.constants import BatchState, RowState
 from distributor.errors import Conflict
 from distributor.models import Batch
-from distributor.pipeline import batch_control
+from distributor.pipeline import approval
 from distributor.pipeline.clock import utcnow
 from distributor.progress import Progress, batch_progress, batches_progress
 from distributor.vault import vault_from_settings
@@ -49,6 +54,8 @@ FORM_TOKEN_TTL_SECONDS = 8 * 3600
 """How long a page's form token is accepted: a page left open longer must be reloaded."""
 BATCHES_PER_PAGE = 50
 FAILED_ROWS_SHOWN = 20
+AUDIT_ENTRIES_SHOWN = 50
+REJECT_REASON_MAX_CHARS = 500
 OPERATOR_PAUSE_REASON = "paused from the dashboard"
 BASIC_CHALLENGE = 'Basic realm="distributor", charset="UTF-8"'
 
@@ -92,24 +99,33 @@ def _basic_password(credentials: str) -> str | None:
     return password if colon else None
 
 
-def operator_token(request: Request, settings: SettingsDep) -> str:
-    """The API token the request carries, as Bearer or as the basic-auth password; 401 if none."""
+@dataclass(frozen=True, kw_only=True)
+class Login:
+    """Who the browser is logged in as, and the token it logged in with (forms are bound to it)."""
+
+    actor: Actor
+    token: str
+
+
+def dashboard_login(request: Request, session: SessionDep, settings: SettingsDep) -> Login:
+    """The caller, by a Bearer token or the basic-auth password; 401 if none, wrong or disabled."""
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     token: str | None = None
     if scheme.lower() == "bearer":
         token = credentials.strip()
     elif scheme.lower() == "basic":
         token = _basic_password(credentials.strip())
-    if token is None or not token_is_valid(settings, token):
+    actor = resolve_actor(session, settings, token)
+    if token is None or actor is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            detail="log in with one of DISTRIBUTOR_API_TOKENS as the password",
+            detail="log in with your API token as the password",
             headers={"WWW-Authenticate": BASIC_CHALLENGE},
         )
-    return token
+    return Login(actor=actor, token=token)
 
 
-OperatorToken = Annotated[str, Depends(operator_token)]
+LoginDep = Annotated[Login, Depends(dashboard_login)]
 
 
 def _form_mac(settings: Settings, api_token: str, issued: int) -> str:
@@ -134,10 +150,10 @@ def form_token_is_valid(settings: Settings, api_token: str, candidate: str, *, n
 
 
 def checked_form(
-    settings: SettingsDep, token: OperatorToken, csrf_token: Annotated[str, Form()] = ""
+    settings: SettingsDep, login: LoginDep, csrf_token: Annotated[str, Form()] = ""
 ) -> None:
     """403 unless the posted form carries a fresh token issued for this API token."""
-    if not form_token_is_valid(settings, token, csrf_token, now=time.time()):
+    if not form_token_is_valid(settings, login.token, csrf_token, now=time.time()):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             detail="this form is stale or did not come from the dashboard; reload the page",
@@ -163,8 +179,22 @@ def _page(template: str, *, status_code: int = status.HTTP_200_OK, **context: An
     return HTMLResponse(html, status_code=status_code, headers=headers)
 
 
-def _actions(batch: Batch, progress: Progress) -> frozenset[str]:
-    """The buttons that make sense for the batch as it stands."""
+BUTTONS = {
+    "start": Action.START,
+    "pause": Action.PAUSE,
+    "resume": Action.RESUME,
+    "cancel": Action.CANCEL,
+    "retry": Action.RETRY,
+    "approve": Action.APPROVE,
+    "reject": Action.REJECT,
+}
+"""Which action each button takes: a button the role may not use is not shown."""
+
+
+def _actions(
+    batch: Batch, progress: Progress, actor: Actor, uploader: str | None
+) -> frozenset[str]:
+    """The buttons that make sense for the batch as it stands and that ``actor`` may use."""
     shown = set()
     if batch.state in (BatchState.QUEUED, BatchState.SCHEDULED):
         shown.add("start")
@@ -172,18 +202,20 @@ def _actions(batch: Batch, progress: Progress) -> frozenset[str]:
         shown.add("pause")
     if batch.state == BatchState.PAUSED:
         shown.add("resume")
+    if batch.state == BatchState.AWAITING_APPROVAL and uploader != actor.name:
+        shown.update(("approve", "reject"))
     if batch.state != BatchState.CANCELLED:
         if batch.state != BatchState.DONE or progress.failed:
             shown.add("cancel")
         if progress.failed:
             shown.add("retry")
-    return frozenset(shown)
+    return frozenset(name for name in shown if allows(actor, BUTTONS[name]))
 
 
 def _batch_page(
     session: Session,
     settings: Settings,
-    token: str,
+    login: Login,
     batch_id: int,
     *,
     notice: dict[str, int] | None = None,
@@ -191,17 +223,22 @@ def _batch_page(
 ) -> HTMLResponse:
     batch = batches.get_batch(session, batch_id)
     progress = batch_progress(session, batch)
+    summary = approval.summary(session, batch_id)
     return _page(
         "batch.html",
         status_code=status.HTTP_409_CONFLICT if problem else status.HTTP_200_OK,
+        actor=login.actor,
         batch=batch,
         progress=progress,
         counts=batches.batch_counts(session, batch_id),
         failed_rows=batches.list_rows(
             session, batch_id=batch_id, state=RowState.FAILED, limit=FAILED_ROWS_SHOWN
         ),
-        actions=_actions(batch, progress),
-        csrf_token=form_token(settings, token, now=time.time()),
+        actions=_actions(batch, progress, login.actor, summary.uploaded_by),
+        approval=summary,
+        audit_entries=audit.entries(session, batch_id=batch_id, limit=AUDIT_ENTRIES_SHOWN),
+        reason_max_chars=REJECT_REASON_MAX_CHARS,
+        csrf_token=form_token(settings, login.token, now=time.time()),
         refresh=batch.state == BatchState.RUNNING,
         refresh_seconds=REFRESH_SECONDS,
         notice=notice,
@@ -210,10 +247,10 @@ def _batch_page(
 
 
 def _refused(
-    session: Session, settings: Settings, token: str, batch_id: int, problem: str
+    session: Session, settings: Settings, login: Login, batch_id: int, problem: str
 ) -> HTMLResponse:
     session.rollback()
-    return _batch_page(session, settings, token, batch_id, problem=problem)
+    return _batch_page(session, settings, login, batch_id, problem=problem)
 
 
 def _back(batch_id: int, query: str = "") -> RedirectResponse:
@@ -224,12 +261,13 @@ def _back(batch_id: int, query: str = "") -> RedirectResponse:
 
 @router.get("")
 def batch_list(
-    session: SessionDep, _token: OperatorToken, offset: Annotated[int, Query(ge=0, le=ID_MAX)] = 0
+    session: SessionDep, login: LoginDep, offset: Annotated[int, Query(ge=0, le=ID_MAX)] = 0
 ) -> HTMLResponse:
     """Batches, newest first, each with its state, counts and a progress bar."""
     found = batches.list_batches(session, limit=BATCHES_PER_PAGE, offset=offset)
     return _page(
         "batches.html",
+        actor=login.actor,
         batches=found,
         progress=batches_progress(session, found),
         offset=offset,
@@ -243,20 +281,60 @@ def batch_list(
 def batch_detail(
     session: SessionDep,
     settings: SettingsDep,
-    token: OperatorToken,
+    login: LoginDep,
     batch_id: BatchId,
     retried: Annotated[int | None, Query(ge=0)] = None,
     refused: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
-    """One batch: progress, counts by state, rate and ETA, failures by code, controls."""
+    """One batch: progress, counts by state, rate and ETA, failures by code, controls, audit."""
     notice = {"retried": retried, "refused": refused} if retried is not None else None
-    return _batch_page(session, settings, token, batch_id, notice=notice)
+    return _batch_page(session, settings, login, batch_id, notice=notice)
 
 
-@router.get("/batches/{batch_id}/report.csv", dependencies=[Depends(operator_token)])
-def report_csv(session: SessionDep, settings: SettingsDep, batch_id: BatchId) -> StreamingResponse:
+@router.get("/batches/{batch_id}/report.csv")
+def report_csv(
+    session: SessionDep, settings: SettingsDep, login: LoginDep, batch_id: BatchId
+) -> StreamingResponse:
     """The batch report, for a browser logged in with basic auth."""
-    return reports.report_csv(session, settings, batch_id)
+    return reports.report_response(session, settings, login.actor, batch_id)
+
+
+@router.post("/batches/{batch_id}/approve", dependencies=[CheckedForm])
+def approve(
+    session: SessionDep,
+    settings: SettingsDep,
+    dispatch: DispatchDep,
+    login: LoginDep,
+    batch_id: BatchId,
+) -> Response:
+    """Approve a batch awaiting approval: it goes on as its uploader asked."""
+    try:
+        state = operator_actions.approve(session, login.actor, batch_id=batch_id, now=utcnow())
+    except Conflict as exc:
+        return _refused(session, settings, login, batch_id, str(exc))
+    session.commit()
+    if state == BatchState.RUNNING:
+        dispatch(batch_id)
+    return _back(batch_id)
+
+
+@router.post("/batches/{batch_id}/reject", dependencies=[CheckedForm])
+def reject(
+    session: SessionDep,
+    settings: SettingsDep,
+    login: LoginDep,
+    batch_id: BatchId,
+    reason: Annotated[str, Form(min_length=1, max_length=REJECT_REASON_MAX_CHARS)],
+) -> Response:
+    """Reject a batch awaiting approval, with a reason: it is cancelled."""
+    try:
+        operator_actions.reject(
+            session, login.actor, batch_id=batch_id, reason=reason.strip(), now=utcnow()
+        )
+    except Conflict as exc:
+        return _refused(session, settings, login, batch_id, str(exc))
+    session.commit()
+    return _back(batch_id)
 
 
 @router.post("/batches/{batch_id}/start", dependencies=[CheckedForm])
@@ -264,14 +342,14 @@ def start(
     session: SessionDep,
     settings: SettingsDep,
     dispatch: DispatchDep,
-    token: OperatorToken,
+    login: LoginDep,
     batch_id: BatchId,
 ) -> Response:
     """Start sending a queued batch."""
     try:
-        batch_control.start(session, batch_id=batch_id, now=utcnow())
+        operator_actions.start(session, login.actor, batch_id=batch_id, now=utcnow())
     except Conflict as exc:
-        return _refused(session, settings, token, batch_id, str(exc))
+        return _refused(session, settings, login, batch_id, str(exc))
     session.commit()
     dispatch(batch_id)
     return _back(batch_id)
@@ -279,13 +357,15 @@ def start(
 
 @router.post("/batches/{batch_id}/pause", dependencies=[CheckedForm])
 def pause(
-    session: SessionDep, settings: SettingsDep, token: OperatorToken, batch_id: BatchId
+    session: SessionDep, settings: SettingsDep, login: LoginDep, batch_id: BatchId
 ) -> Response:
     """Stop taking new rows; rows in flight finish their step."""
     batch = batches.get_batch(session, batch_id)
-    if not batch_control.pause(session, batch_id=batch_id, reason=OPERATOR_PAUSE_REASON):
+    if not operator_actions.pause(
+        session, login.actor, batch_id=batch_id, reason=OPERATOR_PAUSE_REASON, now=utcnow()
+    ):
         problem = f"batch {batch_id} is {batch.state}, not running or queued"
-        return _refused(session, settings, token, batch_id, problem)
+        return _refused(session, settings, login, batch_id, problem)
     session.commit()
     return _back(batch_id)
 
@@ -295,14 +375,14 @@ def resume(
     session: SessionDep,
     settings: SettingsDep,
     dispatch: DispatchDep,
-    token: OperatorToken,
+    login: LoginDep,
     batch_id: BatchId,
 ) -> Response:
     """Go on with a paused batch."""
     try:
-        batch_control.resume(session, batch_id=batch_id)
+        operator_actions.resume(session, login.actor, batch_id=batch_id, now=utcnow())
     except Conflict as exc:
-        return _refused(session, settings, token, batch_id, str(exc))
+        return _refused(session, settings, login, batch_id, str(exc))
     session.commit()
     dispatch(batch_id)
     return _back(batch_id)
@@ -310,13 +390,13 @@ def resume(
 
 @router.post("/batches/{batch_id}/cancel", dependencies=[CheckedForm])
 def cancel(
-    session: SessionDep, settings: SettingsDep, token: OperatorToken, batch_id: BatchId
+    session: SessionDep, settings: SettingsDep, login: LoginDep, batch_id: BatchId
 ) -> Response:
     """Stop the batch for good; rows not yet sent are cancelled."""
     try:
-        batch_control.cancel(session, batch_id=batch_id, now=utcnow())
+        operator_actions.cancel(session, login.actor, batch_id=batch_id, now=utcnow())
     except Conflict as exc:
-        return _refused(session, settings, token, batch_id, str(exc))
+        return _refused(session, settings, login, batch_id, str(exc))
     session.commit()
     return _back(batch_id)
 
@@ -326,21 +406,22 @@ def retry(
     session: SessionDep,
     settings: SettingsDep,
     dispatch: DispatchDep,
-    token: OperatorToken,
+    login: LoginDep,
     batch_id: BatchId,
     error_code: Annotated[str, Form()],
 ) -> Response:
     """Put the batch's failed rows with ``error_code`` back to work."""
     try:
-        result = batch_control.retry(
+        result = operator_actions.retry(
             session,
+            login.actor,
             batch_id=batch_id,
             vault=vault_from_settings(settings),
             error_codes=[error_code],
             now=utcnow(),
         )
     except Conflict as exc:
-        return _refused(session, settings, token, batch_id, str(exc))
+        return _refused(session, settings, login, batch_id, str(exc))
     session.commit()
     if result.retried:
         dispatch(batch_id)

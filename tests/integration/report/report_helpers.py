@@ -45,7 +45,7 @@ def _line(line: str, recipient: str, card: str, state: str, **cells: str) -> dic
     blank = dict.fromkeys(
         ("asset_id", "transfer_id", "transfer_status", "error_code", "error_detail"), ""
     )
-    times = {"loaded_at": "", "sent_at": ""}
+    times = {"loaded_at": "", "sent_at": "", "earlier_transfers": ""}
     return {
         "line": line,
         "recipient": recipient,
