@@ -21,9 +21,13 @@ import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
+from distributor.access.actors import BOOTSTRAP
 from distributor.api.app import create_app
 from distributor.config import Settings
-from distributor.constants import BatchState
+from distributor.constants import BatchState, Role
+from distributor.db import session_scope
+from distributor.operator_actions import add_user
+from distributor.pipeline.clock import utcnow
 from tests.conftest import TEST_API_TOKEN
 from tests.integration.dashboard.dashboard_helpers import Spec, specs, store_batch
 from tests.serving import serve_in_thread
@@ -32,6 +36,8 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 STARTUP_TIMEOUT_SECONDS = 20.0
 STEP_TIMEOUT_SECONDS = 15.0
 SCREENSHOT = Path(__file__).resolve().parent.parent / "artifacts" / "dashboard.png"
+APPROVAL_SCREENSHOT = SCREENSHOT.with_name("dashboard-approval.png")
+CARDS = "+64221231234,23403321042,1111,Hello Bob\n+64221231235,23403321043,1112,Hello Alice\n"
 
 
 class DevTools:
@@ -61,6 +67,19 @@ class DevTools:
                 if message.get("method") == event:
                     del self._events[index]
                     return message
+            self._events.append(self._receive())
+
+    def wait_for_response(self, url: str) -> dict[str, Any]:
+        """The first unread ``Network.responseReceived`` for ``url``: its response."""
+        while True:
+            for index, message in enumerate(self._events):
+                if (
+                    message.get("method") == "Network.responseReceived"
+                    and message["params"]["response"]["url"] == url
+                ):
+                    del self._events[index]
+                    response: dict[str, Any] = message["params"]["response"]
+                    return response
             self._events.append(self._receive())
 
     def evaluate(self, expression: str) -> Any:
@@ -151,6 +170,99 @@ def _click(devtools: DevTools, selector: str) -> None:
     x, y = box
     for kind in ("mousePressed", "mouseReleased"):
         devtools.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
+
+def _log_in(devtools: DevTools, name: str, token: str) -> None:
+    """Send basic credentials, the token as the password, with every request from now on."""
+    login = base64.b64encode(f"{name}:{token}".encode()).decode()
+    devtools.call("Network.setExtraHTTPHeaders", headers={"Authorization": f"Basic {login}"})
+
+
+def _text(devtools: DevTools, selector: str) -> str:
+    return str(devtools.evaluate(f"document.querySelector({json.dumps(selector)}).textContent"))
+
+
+def _present(devtools: DevTools, selector: str) -> bool:
+    return bool(devtools.evaluate(f"document.querySelector({json.dumps(selector)}) !== null"))
+
+
+def test_an_operator_cannot_approve_her_batch_a_second_user_approves_it_and_it_starts(
+    settings: Settings, devtools: DevTools
+) -> None:
+    settings = settings.model_copy(update={"approval_required_above_rows": 0})
+    with session_scope(settings.database_url) as session:
+        olive = add_user(session, BOOTSTRAP, name="olive", role=Role.OPERATOR, now=utcnow())
+        april = add_user(session, BOOTSTRAP, name="april", role=Role.APPROVER, now=utcnow())
+    dispatched: list[int] = []
+    app = create_app(settings, dispatch=dispatched.append)
+    with serve_in_thread(app) as url:
+        # The dashboard has no upload: olive uploads through the API with her token.
+        answer = httpx.post(
+            f"{url}/batches",
+            headers={"Authorization": f"Bearer {olive}"},
+            files={"file": ("december-rewards.csv", CARDS.encode(), "text/csv")},
+            data={"start": "true"},
+        )
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["state"] == "awaiting_approval"
+        batch_id = answer.json()["id"]
+        page = f"{url}/dashboard/batches/{batch_id}"
+        devtools.call("Page.enable")
+        devtools.call("Network.enable")
+        devtools.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=1280,
+            height=1100,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+
+        _log_in(devtools, "olive", olive)
+        _load(devtools, page)
+        assert devtools.wait_for_response(page)["status"] == 200
+        assert _text(devtools, "#logged-in").split() == ["olive", "(operator)"]
+        assert _text(devtools, ".state") == "awaiting_approval"
+        assert not _present(devtools, "#approve")
+        assert not _present(devtools, "form[action$='/approve']")
+        # The page has no Approve form; she makes one with her page's form token and posts it.
+        devtools.evaluate(
+            "(() => { const form = document.createElement('form'); form.method = 'post';"
+            f" form.action = '/dashboard/batches/{batch_id}/approve';"
+            " const token = document.querySelector('input[name=csrf_token]').cloneNode();"
+            " form.appendChild(token); document.body.appendChild(form); form.submit(); })()"
+        )
+        devtools.wait_for("Page.loadEventFired")
+        assert devtools.wait_for_response(f"{page}/approve")["status"] == 403
+        assert "olive (operator) may not approve" in _text(devtools, "body")
+        assert dispatched == []
+
+        _log_in(devtools, "april", april)
+        _load(devtools, page)
+        assert devtools.wait_for_response(page)["status"] == 200
+        assert _text(devtools, "#logged-in").split() == ["april", "(approver)"]
+        summary = " ".join(_text(devtools, "#approval").split())
+        assert "uploaded by olive" in summary
+        assert "Waiting for an approver other than olive" in summary
+        assert _count(devtools, "pending") == 2
+        assert _present(devtools, "#approve")
+
+        _click(devtools, "#approve")
+        devtools.wait_for("Page.loadEventFired")
+
+        assert devtools.evaluate("location.pathname") == f"/dashboard/batches/{batch_id}"
+        assert _text(devtools, ".state") == "running"
+        assert "Approved by april" in _text(devtools, "#approval")
+        assert not _present(devtools, "#approve")
+        assert _text(devtools, "#logged-in").split() == ["april", "(approver)"]
+        audit_rows = devtools.evaluate(
+            "[...document.querySelectorAll('#audit tbody tr')].map("
+            "r => [r.cells[1].textContent.trim(), r.cells[2].textContent.trim()])"
+        )
+        assert audit_rows == [["april (approver)", "approve"], ["olive (operator)", "upload"]]
+        assert dispatched == [batch_id]
+        shot = devtools.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    APPROVAL_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    APPROVAL_SCREENSHOT.write_bytes(base64.b64decode(shot["data"]))
 
 
 def test_an_operator_retries_one_error_group_from_the_batch_page(
