@@ -38,7 +38,10 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+"""Function-scoped: the commit runs when the route returns, before the response is sent
+(a request-scoped one commits after it: a client could read what it just did as undone,
+or be told 200 for a commit that then fails)."""
 
 
 def resolve_actor(session: Session, settings: Settings, token: str | None) -> Actor | None:

@@ -9,11 +9,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tests" / "benchmarks" / "pipeline_throughput.py"
 ROWS = 40
 SEED_ROWS = 10
 RUN_TIMEOUT_SECONDS = 240.0
+BENCHMARK_TIMEOUT_SECONDS = RUN_TIMEOUT_SECONDS + 60
+"""Above the default test timeout: each test runs a benchmark script end to end."""
 
 FIGURES = {
     "scenario",
@@ -43,6 +47,7 @@ def _objects(text: str) -> list[dict[str, Any]]:
     return objects
 
 
+@pytest.mark.timeout(BENCHMARK_TIMEOUT_SECONDS)
 def test_the_benchmark_script_sends_every_row_exactly_once_and_prints_its_figures() -> None:
     finished = subprocess.run(
         [sys.executable, str(SCRIPT), "--rows", str(ROWS), "--seed-rows", str(SEED_ROWS)],
@@ -90,6 +95,7 @@ CALLS_RUN = {
 CALLS_WINDOW = {"seconds", "calls", "callsPerCard", "byEndpoint", "byStatus", "byFault"}
 
 
+@pytest.mark.timeout(BENCHMARK_TIMEOUT_SECONDS)
 def test_the_calls_per_card_script_counts_calls_by_endpoint_for_an_empty_and_a_long_history() -> (
     None
 ):

@@ -76,10 +76,11 @@ def test_an_upload_with_start_false_stays_queued_until_started(
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "x"}])
 def test_every_batch_route_wants_a_valid_token(api: httpx.Client, headers: dict[str, str]) -> None:
-    bare = httpx.Client(base_url=str(api.base_url), headers=headers)
-    assert bare.get("/batches").status_code == 401
-    assert bare.post("/batches", files={"file": ("a.csv", SEED_ROWS.encode())}).status_code == 401
-    assert bare.get("/batches/1/rows").status_code == 401
+    with httpx.Client(base_url=str(api.base_url), headers=headers) as bare:
+        assert bare.get("/batches").status_code == 401
+        files = {"file": ("a.csv", SEED_ROWS.encode())}
+        assert bare.post("/batches", files=files).status_code == 401
+        assert bare.get("/batches/1/rows").status_code == 401
 
 
 def test_rows_are_listed_masked_and_filtered_by_state(api: httpx.Client) -> None:
