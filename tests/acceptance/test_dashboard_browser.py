@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 from websockets.sync.client import ClientConnection, connect
 
 from distributor.access.actors import BOOTSTRAP
@@ -26,6 +27,7 @@ from distributor.api.app import create_app
 from distributor.config import Settings
 from distributor.constants import BatchState, Role
 from distributor.db import session_scope
+from distributor.models import Row
 from distributor.operator_actions import add_user
 from distributor.pipeline.clock import utcnow
 from tests.conftest import TEST_API_TOKEN
@@ -37,6 +39,7 @@ STARTUP_TIMEOUT_SECONDS = 20.0
 STEP_TIMEOUT_SECONDS = 15.0
 SCREENSHOT = Path(__file__).resolve().parent.parent / "artifacts" / "dashboard.png"
 APPROVAL_SCREENSHOT = SCREENSHOT.with_name("dashboard-approval.png")
+ROWS_SCREENSHOT = SCREENSHOT.with_name("dashboard-rows.png")
 CARDS = "+64221231234,23403321042,1111,Hello Bob\n+64221231235,23403321043,1112,Hello Alice\n"
 
 
@@ -162,10 +165,12 @@ def _count(devtools: DevTools, state: str) -> int:
 
 
 def _click(devtools: DevTools, selector: str) -> None:
-    """Press and release the mouse on the middle of the element, as a person would."""
+    """Scroll the element into view, press and release the mouse on its middle, as a person
+    would (a click outside the viewport hits nothing)."""
     box = devtools.evaluate(
-        f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
-        ".getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+        " e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
+        " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
     )
     x, y = box
     for kind in ("mousePressed", "mouseReleased"):
@@ -307,3 +312,95 @@ def test_an_operator_retries_one_error_group_from_the_batch_page(
         shot = devtools.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     SCREENSHOT.write_bytes(base64.b64decode(shot["data"]))
+
+
+def test_an_operator_reads_the_run_chart_the_invalid_rows_and_filters_the_rows_table(
+    settings: Settings, devtools: DevTools
+) -> None:
+    started = datetime.now(UTC) - timedelta(seconds=120)
+    invalid = [
+        Spec(
+            state="invalid",
+            error_code="INVALID_RECIPIENT",
+            error_detail="recipientAlias: a landline; the giftcard is sent by SMS",
+        ),
+        Spec(
+            state="duplicate",
+            error_code="DUPLICATE_IN_FILE",
+            error_detail="cardNumber: the same card as line 1",
+        ),
+    ]
+    failed = [
+        Spec(state="failed", error_code="RATE_LIMITED"),
+        Spec(state="failed", error_code="SERVER_ERROR"),
+        Spec(state="failed", error_code="TIMEOUT"),
+    ]
+    batch_id = store_batch(
+        settings,
+        [*specs(sent=30), *failed, *invalid, *specs(pending=3)],
+        state=BatchState.RUNNING,
+        name="rows-and-chart.csv",
+        started_at=started,
+    )
+    with session_scope(settings.database_url) as session:
+        for line in range(1, 34):
+            at = started + timedelta(seconds=2 * line)
+            session.execute(
+                update(Row)
+                .where(Row.batch_id == batch_id, Row.line_no == line)
+                .values(sent_at=at if line <= 30 else None, updated_at=at)
+            )
+    app = create_app(settings, dispatch=lambda _batch_id: None)
+    with serve_in_thread(app) as url:
+        page = f"{url}/dashboard/batches/{batch_id}"
+        devtools.call("Page.enable")
+        devtools.call("Network.enable")
+        devtools.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=1280,
+            height=1100,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        _log_in(devtools, "operator", TEST_API_TOKEN)
+        _load(devtools, page)
+        assert devtools.wait_for_response(page)["status"] == 200
+
+        bars = devtools.evaluate(
+            "[...document.querySelectorAll('#rate-chart rect.rate')]"
+            ".map(r => r.getBoundingClientRect().height)"
+        )
+        assert len(bars) > 10
+        assert all(height > 0 for height in bars)
+        answers = devtools.evaluate(
+            "Object.fromEntries([...document.querySelectorAll('#answer-totals [data-answer]')]"
+            ".map(s => [s.dataset.answer, s.querySelector('b').textContent]))"
+        )
+        assert answers == {"2xx": "30", "429": "1", "5xx": "1", "timeout": "1", "other": "0"}
+
+        problems = devtools.evaluate(
+            "[...document.querySelectorAll('#invalid-rows tbody tr')]"
+            ".map(r => [...r.cells].slice(0, 4).map(c => c.textContent.trim()))"
+        )
+        assert problems == [
+            ["34", "invalid", "recipientAlias", "a landline; the giftcard is sent by SMS"],
+            ["35", "duplicate", "cardNumber", "the same card as line 1"],
+        ]
+        assert devtools.evaluate("document.querySelectorAll('#rows-table tbody tr').length") == 38
+
+        devtools.evaluate("document.querySelector('#rows-filter select').value = 'failed'")
+        _click(devtools, "#rows-filter button")
+        devtools.wait_for("Page.loadEventFired")
+        assert devtools.evaluate("location.search") == "?state=failed&error_code=&line="
+        shown = devtools.evaluate(
+            "[...document.querySelectorAll('#rows-table tbody tr')]"
+            ".map(r => [r.cells[0].textContent, r.cells[5].textContent])"
+        )
+        assert shown == [["31", "RATE_LIMITED"], ["32", "SERVER_ERROR"], ["33", "TIMEOUT"]]
+        assert "+6422" not in _text(devtools, "#rows-table")
+
+        _load(devtools, f"{page}?line=35")
+        assert _text(devtools, "#rows-table tr.found td") == "35"
+        shot = devtools.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    ROWS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    ROWS_SCREENSHOT.write_bytes(base64.b64decode(shot["data"]))

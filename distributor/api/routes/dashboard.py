@@ -16,20 +16,30 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from pydantic import BeforeValidator, Field
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from distributor import batches, operator_actions
 from distributor.access import audit
 from distributor.access.actors import Action, Actor, allows
+from distributor.api.dashboard_charts import (
+    ANSWER_CLASSES,
+    CHART_HEIGHT,
+    CHART_WIDTH,
+    batch_timeline,
+)
 from distributor.api.deps import (
     ID_MAX,
     BatchId,
@@ -39,12 +49,16 @@ from distributor.api.deps import (
     resolve_actor,
 )
 from distributor.api.routes import reports
+from distributor.api.routes.batches import ErrorCodeFilter
 from distributor.config import Settings
 from distributor.constants import BatchState, RowState
+from distributor.delivery import delivery_of
 from distributor.errors import Conflict
-from distributor.models import Batch
+from distributor.ingest.columns import OPTIONAL_COLUMNS, POSITIONAL_COLUMNS
+from distributor.models import Batch, Row, RowTransfer
 from distributor.pipeline import approval
 from distributor.pipeline.clock import utcnow
+from distributor.pipeline.resend import earlier_transfers
 from distributor.progress import Progress, batch_progress, batches_progress
 from distributor.vault import vault_from_settings
 
@@ -54,6 +68,9 @@ FORM_TOKEN_TTL_SECONDS = 8 * 3600
 """How long a page's form token is accepted: a page left open longer must be reloaded."""
 BATCHES_PER_PAGE = 50
 FAILED_ROWS_SHOWN = 20
+ROWS_PER_PAGE = 50
+PROBLEM_ROWS_SHOWN = 100
+"""Invalid and duplicate rows listed with their problems; the rows table pages through all."""
 AUDIT_ENTRIES_SHOWN = 50
 REJECT_REASON_MAX_CHARS = 500
 OPERATOR_PAUSE_REASON = "paused from the dashboard"
@@ -198,8 +215,8 @@ def _actions(
     shown = set()
     if batch.state in (BatchState.QUEUED, BatchState.SCHEDULED):
         shown.add("start")
-    if batch.state in (BatchState.QUEUED, BatchState.RUNNING):
-        shown.add("pause")
+    if batch.state == BatchState.RUNNING:
+        shown.add("pause")  # a queued batch sends nothing until started: nothing to pause
     if batch.state == BatchState.PAUSED:
         shown.add("resume")
     if batch.state == BatchState.AWAITING_APPROVAL and uploader != actor.name:
@@ -212,17 +229,157 @@ def _actions(
     return frozenset(name for name in shown if allows(actor, BUTTONS[name]))
 
 
+@dataclass(frozen=True, kw_only=True)
+class RowsFilter:
+    """What the rows table shows: one state, one error code, the page holding one line."""
+
+    state: str | None = None
+    error_code: str | None = None
+    line: int | None = None
+    offset: int = 0
+
+    def url(self, batch_id: int, *, anchor: str = "#rows", **changes: int | None) -> str:
+        """The batch page with this filter, ``changes`` applied, at ``anchor``."""
+        values = {
+            "state": self.state,
+            "error_code": self.error_code,
+            "line": self.line,
+            "offset": self.offset or None,
+        }
+        values.update(changes)
+        query = urlencode({key: value for key, value in values.items() if value is not None})
+        return f"/dashboard/batches/{batch_id}{'?' + query if query else ''}{anchor}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RowLine:
+    """One row of the rows table: the row (masked columns only are shown), its delivery and
+    the transfers it had before it was resent."""
+
+    row: Row
+    delivery: str
+    earlier: list[RowTransfer]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RowsTable:
+    """One page of the rows table, with the links to the pages around it."""
+
+    lines: list[RowLine]
+    filter: RowsFilter
+    offset: int
+    newer_url: str | None
+    older_url: str | None
+    line_missing: bool
+    """A line was asked for and no row the filter keeps has it."""
+
+
+def _line_offset(session: Session, batch_id: int, chosen: RowsFilter, line: int) -> int:
+    """The offset of the page of ``batches.list_rows`` (same filter, same order) holding
+    ``line``: the rows before it, rounded down to a page."""
+    before = select(func.count()).where(Row.batch_id == batch_id, Row.line_no < line)
+    if chosen.state is not None:
+        before = before.where(Row.state == chosen.state)
+    if chosen.error_code is not None:
+        before = before.where(Row.error_code == chosen.error_code)
+    count = session.scalar(before) or 0
+    return count - count % ROWS_PER_PAGE
+
+
+def _rows_table(session: Session, batch_id: int, chosen: RowsFilter) -> RowsTable:
+    offset = chosen.offset
+    if chosen.line is not None:
+        offset = _line_offset(session, batch_id, chosen, chosen.line)
+    found = batches.list_rows(
+        session,
+        batch_id=batch_id,
+        state=chosen.state,
+        error_code=chosen.error_code,
+        limit=ROWS_PER_PAGE + 1,
+        offset=offset,
+    )
+    shown = found[:ROWS_PER_PAGE]
+    earlier = earlier_transfers(session, [row.id for row in shown])
+    lines = [
+        RowLine(row=row, delivery=delivery_of(row), earlier=earlier.get(row.id, []))
+        for row in shown
+    ]
+    return RowsTable(
+        lines=lines,
+        filter=chosen,
+        offset=offset,
+        newer_url=(
+            chosen.url(batch_id, line=None, offset=max(offset - ROWS_PER_PAGE, 0) or None)
+            if offset
+            else None
+        ),
+        older_url=(
+            chosen.url(batch_id, line=None, offset=offset + ROWS_PER_PAGE)
+            if len(found) > ROWS_PER_PAGE
+            else None
+        ),
+        line_missing=chosen.line is not None and all(row.line_no != chosen.line for row in shown),
+    )
+
+
+_FIELD_PARTS = re.compile(
+    "; (?=(?:{}): )".format("|".join(("row", *POSITIONAL_COLUMNS, *OPTIONAL_COLUMNS)))
+)
+"""Where ``rows.error_detail`` (``field: problem; field: problem``) starts its next problem;
+a problem's own text may hold a semicolon, never one followed by a field name and a colon."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProblemLine:
+    """One problem of an invalid or duplicate row: its line, field, code and what is wrong."""
+
+    line_no: int
+    state: str
+    field: str
+    problem: str
+    error_code: str | None
+
+
+def _problem_lines(session: Session, batch_id: int) -> list[ProblemLine]:
+    """The first invalid and duplicate rows in file order, one entry per problem found."""
+    found = [
+        row
+        for state in (RowState.INVALID, RowState.DUPLICATE)
+        for row in batches.list_rows(
+            session, batch_id=batch_id, state=state, limit=PROBLEM_ROWS_SHOWN
+        )
+    ]
+    found.sort(key=lambda row: (row.line_no, row.id))
+    lines = []
+    for row in found[:PROBLEM_ROWS_SHOWN]:
+        for part in _FIELD_PARTS.split(row.error_detail or ""):
+            field, colon, problem = part.partition(": ")
+            lines.append(
+                ProblemLine(
+                    line_no=row.line_no,
+                    state=row.state,
+                    field=field if colon else "",
+                    problem=problem if colon else part,
+                    error_code=row.error_code,
+                )
+            )
+    return lines
+
+
 def _batch_page(
     session: Session,
     settings: Settings,
     login: Login,
     batch_id: int,
     *,
+    rows_filter: RowsFilter | None = None,
     notice: dict[str, int] | None = None,
     problem: str | None = None,
 ) -> HTMLResponse:
     batch = batches.get_batch(session, batch_id)
-    progress = batch_progress(session, batch)
+    now = utcnow()
+    progress = batch_progress(session, batch, now=now)
+    counts = batches.batch_counts(session, batch_id)
     summary = approval.summary(session, batch_id)
     return _page(
         "batch.html",
@@ -230,7 +387,16 @@ def _batch_page(
         actor=login.actor,
         batch=batch,
         progress=progress,
-        counts=batches.batch_counts(session, batch_id),
+        counts=counts,
+        row_states=list(RowState),
+        rows_table=_rows_table(session, batch_id, rows_filter or RowsFilter()),
+        problem_lines=_problem_lines(session, batch_id),
+        problem_rows=counts[RowState.INVALID] + counts[RowState.DUPLICATE],
+        problem_rows_shown=PROBLEM_ROWS_SHOWN,
+        timeline=batch_timeline(session, batch, now=now),
+        answer_classes=ANSWER_CLASSES,
+        chart_width=CHART_WIDTH,
+        chart_height=CHART_HEIGHT,
         failed_rows=batches.list_rows(
             session, batch_id=batch_id, state=RowState.FAILED, limit=FAILED_ROWS_SHOWN
         ),
@@ -277,6 +443,14 @@ def batch_list(
     )
 
 
+def _blank_is_none(value: object) -> object:
+    """The rows filter form sends every field, an empty one as ``""``: that is no filter."""
+    return None if value == "" else value
+
+
+Line = Annotated[int, Field(ge=1, le=ID_MAX)]
+
+
 @router.get("/batches/{batch_id}")
 def batch_detail(
     session: SessionDep,
@@ -285,10 +459,17 @@ def batch_detail(
     batch_id: BatchId,
     retried: Annotated[int | None, Query(ge=0)] = None,
     refused: Annotated[int, Query(ge=0)] = 0,
+    state: Annotated[RowState | None, BeforeValidator(_blank_is_none)] = None,
+    error_code: ErrorCodeFilter = None,
+    line: Annotated[Line | None, BeforeValidator(_blank_is_none)] = None,
+    offset: Annotated[int, Query(ge=0, le=ID_MAX)] = 0,
 ) -> HTMLResponse:
-    """One batch: progress, counts by state, rate and ETA, failures by code, controls, audit."""
+    """One batch: progress, counts by state, rate and ETA, the run as a chart, the rows
+    (filtered by state and error code, or at one line), invalid rows and why, controls,
+    failures by code, audit."""
     notice = {"retried": retried, "refused": refused} if retried is not None else None
-    return _batch_page(session, settings, login, batch_id, notice=notice)
+    rows_filter = RowsFilter(state=state, error_code=error_code or None, line=line, offset=offset)
+    return _batch_page(session, settings, login, batch_id, rows_filter=rows_filter, notice=notice)
 
 
 @router.get("/batches/{batch_id}/report.csv")

@@ -66,10 +66,13 @@ def _state(settings: Settings, batch_id: int) -> str:
 
 
 def _steerable_batches(settings: Settings) -> dict[str, int]:
-    """A queued, a paused and a done batch with failed rows: between them every steering
-    button (start, pause, resume, cancel, retry) is offered to a role that may use it."""
+    """A queued, a running, a paused and a done batch with failed rows: between them every
+    steering button (start, pause, resume, cancel, retry) is offered to a role that may use it."""
     return {
         "queued": store_batch(settings, specs(pending=2), state=BatchState.QUEUED, batch_index=1),
+        "running": store_batch(
+            settings, specs(sent=1, pending=1), state=BatchState.RUNNING, batch_index=4
+        ),
         "paused": store_batch(
             settings, specs(pending=2), state=BatchState.PAUSED, batch_index=2, pause_reason="x"
         ),
