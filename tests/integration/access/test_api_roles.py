@@ -160,3 +160,37 @@ def test_an_action_that_fails_leaves_no_audit_entry(
     assert client_for("operator").post(f"/batches/{batch_id}/resume").status_code == 409
     assert client_for("operator").post(f"/batches/{batch_id}/approve").status_code == 403
     assert [action for _, action, batch in _audit(settings) if batch] == ["upload"]
+
+
+@pytest.mark.parametrize(("role", "allowed"), [("viewer", False), ("operator", True)])
+def test_only_an_operator_or_above_resends_or_reclaims(
+    client_for: Clients, settings: Settings, role: str, allowed: bool
+) -> None:
+    """Refused: 403 naming the role, nothing audited. Allowed: the role check passes and the
+    action's own rules answer (a pending row has no loaded card to resend: 409; an empty
+    corrections file: 422; reclaim without the Centrapay settings it calls with: 503)."""
+    batch_id = upload(client_for("operator"), start="false").json()["id"]
+    row_id = client_for("operator").get(f"/batches/{batch_id}/rows").json()["items"][0]["id"]
+    client = client_for(role)
+    before = _audit(settings)
+    resend = client.post(
+        f"/batches/{batch_id}/rows/{row_id}/resend", json={"recipientAlias": "+64211231234"}
+    )
+    corrections = client.post(
+        f"/batches/{batch_id}/resend", files={"file": ("fix.csv", b"line,recipientAlias\n")}
+    )
+    reclaim = client.post(f"/batches/{batch_id}/reclaim", json={})
+    if not allowed:
+        for answer, action in ((resend, "resend"), (corrections, "resend"), (reclaim, "reclaim")):
+            assert answer.status_code == 403, answer.text
+            assert f"may not {action}: it needs the operator role" in answer.json()["detail"]
+        assert _audit(settings) == before
+        return
+    assert resend.status_code == 409, resend.text
+    assert "never loaded" in resend.json()["detail"]
+    assert (corrections.status_code, corrections.json()["detail"]) == (
+        422,
+        "the file has no correction",
+    )
+    assert reclaim.status_code == 503, reclaim.text  # past the role: the service's settings
+    assert "CENTRAPAY_BASE_URL" in reclaim.json()["detail"]
