@@ -154,6 +154,19 @@ def _devtools_port(active_port: Path, process: subprocess.Popen[bytes]) -> int:
     return int(active_port.read_text().splitlines()[0])
 
 
+def _open_window(devtools: DevTools) -> None:
+    """Page and network events on, and a desktop window of 1280 x 1100."""
+    devtools.call("Page.enable")
+    devtools.call("Network.enable")
+    devtools.call(
+        "Emulation.setDeviceMetricsOverride",
+        width=1280,
+        height=1100,
+        deviceScaleFactor=1,
+        mobile=False,
+    )
+
+
 def _load(devtools: DevTools, url: str) -> None:
     devtools.call("Page.navigate", url=url)
     devtools.wait_for("Page.loadEventFired")
@@ -212,15 +225,7 @@ def test_an_operator_cannot_approve_her_batch_a_second_user_approves_it_and_it_s
         assert answer.json()["state"] == "awaiting_approval"
         batch_id = answer.json()["id"]
         page = f"{url}/dashboard/batches/{batch_id}"
-        devtools.call("Page.enable")
-        devtools.call("Network.enable")
-        devtools.call(
-            "Emulation.setDeviceMetricsOverride",
-            width=1280,
-            height=1100,
-            deviceScaleFactor=1,
-            mobile=False,
-        )
+        _open_window(devtools)
 
         _log_in(devtools, "olive", olive)
         _load(devtools, page)
@@ -285,18 +290,9 @@ def test_an_operator_retries_one_error_group_from_the_batch_page(
         started_at=datetime.now(UTC) - timedelta(seconds=90),
     )
     app = create_app(settings, dispatch=lambda _batch_id: None)
-    login = base64.b64encode(f"operator:{TEST_API_TOKEN}".encode()).decode()
     with serve_in_thread(app) as url:
-        devtools.call("Page.enable")
-        devtools.call("Network.enable")
-        devtools.call("Network.setExtraHTTPHeaders", headers={"Authorization": f"Basic {login}"})
-        devtools.call(
-            "Emulation.setDeviceMetricsOverride",
-            width=1280,
-            height=1100,
-            deviceScaleFactor=1,
-            mobile=False,
-        )
+        _open_window(devtools)
+        _log_in(devtools, "operator", TEST_API_TOKEN)
         _load(devtools, f"{url}/dashboard/batches/{batch_id}")
         assert (_count(devtools, "failed"), _count(devtools, "pending")) == (4, 2)
         assert devtools.evaluate("document.querySelectorAll('#failed-groups button').length") == 2
@@ -353,15 +349,7 @@ def test_an_operator_reads_the_run_chart_the_invalid_rows_and_filters_the_rows_t
     app = create_app(settings, dispatch=lambda _batch_id: None)
     with serve_in_thread(app) as url:
         page = f"{url}/dashboard/batches/{batch_id}"
-        devtools.call("Page.enable")
-        devtools.call("Network.enable")
-        devtools.call(
-            "Emulation.setDeviceMetricsOverride",
-            width=1280,
-            height=1100,
-            deviceScaleFactor=1,
-            mobile=False,
-        )
+        _open_window(devtools)
         _log_in(devtools, "operator", TEST_API_TOKEN)
         _load(devtools, page)
         assert devtools.wait_for_response(page)["status"] == 200
