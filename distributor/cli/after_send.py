@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from distributor import operator_actions
+from distributor.access.actors import Action, require
 from distributor.cli.batches import batch_session, dispatch_batch
 from distributor.cli.common import acting_user, app, console, fail, load_settings
 from distributor.errors import DistributorError
@@ -110,6 +111,7 @@ def reclaim(
     settings = load_settings()
     with batch_session(settings) as session:
         actor = acting_user(session, settings)
+        require(actor, Action.RECLAIM)  # before the settings the calls need are asked for
     try:
         client = reclaiming.reclaim_client(settings)
     except DistributorError as exc:

@@ -216,3 +216,22 @@ def test_a_disabled_user_is_refused_with_one_line_and_exit_1(
     assert _one_error_line(out) == "error: user 'olga' is disabled"
     assert _audit(settings) == before
     assert not (tmp_path / "r.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "action"),
+    [
+        (["resend", "1", "--row", "1", "--to", "+64211231234"], "resend"),
+        (["reclaim", "1"], "reclaim"),
+    ],
+)
+def test_a_viewer_is_refused_resend_and_reclaim_with_one_line_and_exit_1(
+    settings: Settings, queued_batch: int, args: list[str], action: str
+) -> None:
+    before = _audit(settings)
+    code, out = _run("--as", "vic", *args)
+    assert code == 1
+    assert _one_error_line(out) == (
+        f"error: vic (viewer) may not {action}: it needs the operator role or above"
+    )
+    assert _audit(settings) == before
