@@ -1,4 +1,4 @@
-"""Users of every role, the API served for them, and a CSV to upload."""
+"""Users of every role, clients logged in as them, and a CSV to upload."""
 
 from __future__ import annotations
 
@@ -8,13 +8,11 @@ import httpx
 import pytest
 
 from distributor.access.actors import BOOTSTRAP
-from distributor.api.app import create_app
 from distributor.config import Settings
 from distributor.constants import ROLE_ORDER, Role
 from distributor.db import session_scope
 from distributor.operator_actions import add_user
 from distributor.pipeline.clock import utcnow
-from tests.serving import serve_in_thread
 
 APPROVAL_ABOVE_ROWS = 2
 """Here a batch of more than two rows to send waits for an approver."""
@@ -38,19 +36,6 @@ def tokens(settings: Settings) -> dict[str, str]:
             session, BOOTSTRAP, name="approver2", role=Role.APPROVER, now=utcnow()
         )
     return made
-
-
-@pytest.fixture
-def dispatched() -> list[int]:
-    """Batch ids the app asked to dispatch."""
-    return []
-
-
-@pytest.fixture
-def base_url(settings: Settings, dispatched: list[int]) -> Iterator[str]:
-    """The whole API over real HTTP."""
-    with serve_in_thread(create_app(settings, dispatch=dispatched.append)) as url:
-        yield url
 
 
 @pytest.fixture

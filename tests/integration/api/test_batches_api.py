@@ -24,12 +24,6 @@ SECRETS = ("23403321042", "23403321043", "23403321044", "1111", "1112", "1113")
 
 
 @pytest.fixture
-def dispatched() -> list[int]:
-    """Batch ids the API asked to dispatch."""
-    return []
-
-
-@pytest.fixture
 def api(settings: Settings, dispatched: list[int]) -> Iterator[httpx.Client]:
     app = create_app(settings, dispatch=dispatched.append)
     with (

@@ -1,4 +1,5 @@
-"""The API served over real HTTP, and clients logged in the ways the dashboard accepts."""
+"""Clients logged in to the API served for the tests (tests/integration/conftest.py) the
+ways the dashboard accepts."""
 
 from __future__ import annotations
 
@@ -7,23 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from distributor.api.app import create_app
-from distributor.config import Settings
 from tests.conftest import TEST_API_TOKEN
-from tests.serving import serve_in_thread
-
-
-@pytest.fixture
-def dispatched() -> list[int]:
-    """Batch ids the app asked to dispatch."""
-    return []
-
-
-@pytest.fixture
-def base_url(settings: Settings, dispatched: list[int]) -> Iterator[str]:
-    """The URL of the whole API, served by uvicorn in a thread."""
-    with serve_in_thread(create_app(settings, dispatch=dispatched.append)) as url:
-        yield url
 
 
 @pytest.fixture
