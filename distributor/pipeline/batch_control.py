@@ -30,11 +30,11 @@ CANCEL_ATTEMPTS = 3
 """Reads of the batch's state a cancel makes before it gives up on a batch that keeps moving."""
 
 
-def _locked_state(session: Session, batch_id: int) -> str:
+def locked_state(session: Session, batch_id: int) -> str:
     """The batch's state, its row locked until the transaction ends; NotFound if none.
 
-    Retry and finish both take this lock, so a finish waits for a retry that is putting
-    rows back to work and then sees them (see ``finish_if_settled``).
+    Retry, resend and finish all take this lock, so a finish waits for a retry or a resend
+    that is putting rows back to work and then sees them (see ``finish_if_settled``).
     """
     state = session.execute(
         select(Batch.state).where(Batch.id == batch_id).with_for_update()
@@ -117,7 +117,7 @@ def cancel(session: Session, *, batch_id: int, now: datetime) -> int:
     meanwhile stays done (and the cancel is a Conflict) rather than showing cancelled.
     """
     for _ in range(CANCEL_ATTEMPTS):
-        state = _locked_state(session, batch_id)
+        state = locked_state(session, batch_id)
         if state == BatchState.CANCELLED:
             return 0
         if state == BatchState.DONE and not _has_rows(session, batch_id, [RowState.FAILED]):
@@ -238,7 +238,7 @@ def retry(
     """
     # Locked until commit: a finish of the batch meanwhile waits, then sees these rows back
     # at work, instead of closing the batch over them.
-    if _locked_state(session, batch_id) == BatchState.CANCELLED:
+    if locked_state(session, batch_id) == BatchState.CANCELLED:
         raise Conflict(f"batch {batch_id} is cancelled")
     chosen = [Row.batch_id == batch_id, Row.state == RowState.FAILED]
     if error_codes:
@@ -252,14 +252,19 @@ def retry(
     for start in range(0, len(failed), RETRY_CHUNK_ROWS):
         _retry_chunk(session, failed[start : start + RETRY_CHUNK_ROWS], vault, now, result)
     if result.retried:
-        _set_state(
-            session,
-            batch_id=batch_id,
-            expected=[BatchState.DONE],
-            state=BatchState.RUNNING,
-            values={"finished_at": None},
-        )
+        reopen(session, batch_id=batch_id)
     return result
+
+
+def reopen(session: Session, *, batch_id: int) -> None:
+    """done -> running: rows were put back to work (the worker closes it again)."""
+    _set_state(
+        session,
+        batch_id=batch_id,
+        expected=[BatchState.DONE],
+        state=BatchState.RUNNING,
+        values={"finished_at": None},
+    )
 
 
 def _retry_chunk(

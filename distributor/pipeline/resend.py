@@ -100,12 +100,7 @@ def resend(
     now: datetime,
 ) -> None:
     """Put the row back to transfer its loaded card to ``to``; Conflict if it cannot be."""
-    state = session.execute(
-        select(Batch.state).where(Batch.id == batch_id).with_for_update()
-    ).scalar_one_or_none()
-    if state is None:
-        raise NotFound(f"batch {batch_id} does not exist")
-    if state == BatchState.CANCELLED:
+    if batch_control.locked_state(session, batch_id) == BatchState.CANCELLED:
         raise Conflict(f"batch {batch_id} is cancelled")
     row = session.execute(
         select(Row).where(Row.id == row_id, Row.batch_id == batch_id).with_for_update()
@@ -155,12 +150,7 @@ def resend(
     if was == RowState.FAILED:
         _take_card_back(session, batch_id=batch_id, row_id=row_id, vault=vault, now=now)
     else:
-        session.execute(
-            update(Batch)
-            .where(Batch.id == batch_id, Batch.state == BatchState.DONE)
-            .values(state=BatchState.RUNNING, finished_at=None)
-            .execution_options(synchronize_session=False)
-        )
+        batch_control.reopen(session, batch_id=batch_id)
 
 
 def _check_resendable(row: Row) -> None:
