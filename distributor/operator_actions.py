@@ -22,7 +22,7 @@ from distributor.batches import get_batch
 from distributor.centrapay.client import CentrapayClient
 from distributor.constants import BatchState, Role, RowState
 from distributor.db import session_scope
-from distributor.errors import DistributorError
+from distributor.errors import Conflict, DistributorError
 from distributor.ingest import BatchOptions, IngestResult, ingest_csv
 from distributor.pipeline import approval, batch_control, scheduling
 from distributor.pipeline import reclaim as reclaiming
@@ -133,12 +133,12 @@ def start(session: Session, actor: Actor, *, batch_id: int, now: datetime) -> No
     audit.record(session, actor=actor, action=Action.START, now=now, batch_id=batch_id)
 
 
-def pause(session: Session, actor: Actor, *, batch_id: int, reason: str, now: datetime) -> bool:
-    """Pause a running or queued batch; False (and no audit entry) if it was neither."""
+def pause(session: Session, actor: Actor, *, batch_id: int, reason: str, now: datetime) -> None:
+    """Pause a running or queued batch; Conflict (and no audit entry) if it is neither."""
     require(actor, Action.PAUSE)
-    get_batch(session, batch_id)
+    batch = get_batch(session, batch_id)
     if not batch_control.pause(session, batch_id=batch_id, reason=reason, now=now):
-        return False
+        raise Conflict(f"batch {batch_id} is {batch.state}, not running or queued")
     audit.record(
         session,
         actor=actor,
@@ -147,7 +147,6 @@ def pause(session: Session, actor: Actor, *, batch_id: int, reason: str, now: da
         batch_id=batch_id,
         details={"reason": reason},
     )
-    return True
 
 
 def resume(session: Session, actor: Actor, *, batch_id: int, now: datetime) -> None:

@@ -14,7 +14,6 @@ from distributor import operator_actions
 from distributor.cli.batches import batch_session, dispatch_batch
 from distributor.cli.common import acting_user, app, console, load_settings
 from distributor.constants import BatchState
-from distributor.errors import Conflict
 from distributor.pipeline import approval
 from distributor.pipeline.clock import utcnow
 from distributor.vault import vault_from_settings
@@ -40,8 +39,7 @@ def pause(batch: BatchId) -> None:
     with batch_session(settings) as session:
         actor = acting_user(session, settings)
         reason = f"paused by {actor.name}"
-        if not operator_actions.pause(session, actor, batch_id=batch, reason=reason, now=utcnow()):
-            raise Conflict(f"batch {batch} is not running or queued")
+        operator_actions.pause(session, actor, batch_id=batch, reason=reason, now=utcnow())
     console.print(f"batch {batch} paused")
 
 

@@ -541,12 +541,12 @@ def pause(
     session: SessionDep, settings: SettingsDep, login: LoginDep, batch_id: BatchId
 ) -> Response:
     """Stop taking new rows; rows in flight finish their step."""
-    batch = batches.get_batch(session, batch_id)
-    if not operator_actions.pause(
-        session, login.actor, batch_id=batch_id, reason=OPERATOR_PAUSE_REASON, now=utcnow()
-    ):
-        problem = f"batch {batch_id} is {batch.state}, not running or queued"
-        return _refused(session, settings, login, batch_id, problem)
+    try:
+        operator_actions.pause(
+            session, login.actor, batch_id=batch_id, reason=OPERATOR_PAUSE_REASON, now=utcnow()
+        )
+    except Conflict as exc:
+        return _refused(session, settings, login, batch_id, str(exc))
     session.commit()
     return _back(batch_id)
 

@@ -140,6 +140,9 @@ def test_a_batch_can_be_paused_resumed_and_cancelled(
     assert cancelled["state"] == "cancelled"
     assert cancelled["counts"]["cancelled"] == 3
     assert api.post(f"/batches/{batch_id}/resume").status_code == 409
+    refused = api.post(f"/batches/{batch_id}/pause")
+    assert refused.status_code == 409
+    assert "cancelled, not running or queued" in refused.json()["detail"]
 
 
 def test_retry_with_nothing_failed_retries_nothing(api: httpx.Client) -> None:
