@@ -12,11 +12,12 @@ worker slot, never behind a batch's backlog of rows.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import Any, cast
 
 import redis
 from celery import Celery
 from kombu import Exchange, Queue
+from kombu.transport import redis as kombu_redis
 
 from distributor.config import Settings
 from distributor.constants import CELERY_QUEUE, CONTROL_QUEUE, QUEUE_SENTINEL_KEY
@@ -67,6 +68,33 @@ class _DeclaredOnEveryPublish(Queue):
         return False
 
 
+class _ReusedClientChannel(kombu_redis.Channel):
+    """kombu's Redis channel, reusing one client for its synchronous commands.
+
+    kombu builds a new ``redis.Redis`` for every publish, ack and queue declaration, and
+    each one copies redis-py's table of some 170 reply callbacks: measured at about 5% of a
+    worker's CPU when rows go at full speed. A client is safe to share between threads
+    (each command takes a connection from the pool), so one per pool serves them all; a
+    channel that replaced its pool (after a reconnect) gets a client of the new one.
+    """
+
+    _sync_client: redis.Redis | None = None
+
+    def _create_client(self, asynchronous: bool = False) -> Any:
+        if asynchronous:
+            return super()._create_client(asynchronous=True)  # type: ignore[misc]
+        client = self._sync_client
+        if client is None or client.connection_pool is not self.pool:
+            client = self._sync_client = super()._create_client()  # type: ignore[misc]
+        return client
+
+
+class RedisTransport(kombu_redis.Transport):
+    """kombu's Redis transport with ``_ReusedClientChannel`` (``broker_transport``)."""
+
+    Channel = _ReusedClientChannel
+
+
 def _queue(name: str) -> Queue:
     return _DeclaredOnEveryPublish(name, Exchange(name, type="direct"), routing_key=name)
 
@@ -110,6 +138,7 @@ def make_celery(settings: Settings) -> Celery:
         worker_concurrency=settings.worker_concurrency,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
+        broker_transport=f"{__name__}:{RedisTransport.__name__}",
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
         beat_schedule=schedule,
     )
