@@ -12,6 +12,9 @@ REDIS_PREFIX = "distributor:"
 BUCKET_KEY_PREFIX = REDIS_PREFIX + "bucket:"
 REFRESH_KEY_PREFIX = REDIS_PREFIX + "transfer-refresh:"
 """One key per transfer a webhook hinted at: hints within a second fold into one lookup."""
+ANSWERS_KEY_PREFIX = REDIS_PREFIX + "answers:"
+"""One hash per batch: field ``<epoch second>:<answer class>`` holds how many Centrapay
+calls made for the batch got that answer in that second (``answer_log``)."""
 QUEUE_SENTINEL_KEY = REDIS_PREFIX + "queue-sentinel"
 """Set once the sweeper has rebuilt the queue; gone means Redis lost its data (restart,
 flush, failover to an empty replica) and with it every queued message."""

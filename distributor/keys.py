@@ -34,7 +34,7 @@ Why this is safe while the service runs:
   reports the pair (row ids only) so an operator can cancel one; the old secret must stay
   until then.
 
-Warning: until a run completes, ``retry`` (``batch_control.retry``) compares card keys as
+Warning: until a run completes, ``retry`` (``pipeline.retry``) compares card keys as
 stored, under one secret: a failed row keyed under the old secret whose card was uploaded
 again under the new one is not refused, and would make the card live twice (an xfail test
 in tests/integration/security says so). Rotate right after switching secrets, before

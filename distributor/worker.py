@@ -20,6 +20,7 @@ from celery import Task, signals
 from sqlalchemy import exc as sa_exc
 
 from distributor import notifications
+from distributor.answer_log import AnswerLog, on_behalf_of
 from distributor.broker import (
     DISPATCH_TASK,
     NOTIFY_TASK,
@@ -141,7 +142,12 @@ def pipeline_context() -> PipelineContext:
                 rate_per_second=settings.centrapay_rate_per_second,
                 burst=settings.centrapay_burst,
             )
-            _context = build_context(settings, bucket=bucket, base_url=settings.centrapay_base_url)
+            _context = build_context(
+                settings,
+                bucket=bucket,
+                base_url=settings.centrapay_base_url,
+                answers=AnswerLog.to_redis(settings.redis_url),
+            )
         return _context
 
 
@@ -187,7 +193,8 @@ def _close_context(**_kwargs: Any) -> None:
 @_database_guarded
 def load_and_transfer(*, row_id: int, batch_id: int) -> None:
     """Advance one row of batch ``batch_id``: load its card, then transfer it."""
-    delay = advance_row(pipeline_context(), row_id)
+    with on_behalf_of(batch_id):
+        delay = advance_row(pipeline_context(), row_id)
     if delay is not None and delay <= MAX_COUNTDOWN_SECONDS:
         # A row under way comes back ahead of the backlog of rows not started: its answer
         # may have been lost, and the sooner it is looked up, the surer the lookup.

@@ -2,7 +2,9 @@
 
 Every request first takes a token from the shared bucket; a 429 pauses that bucket for
 everyone. Answers that are not successes become the exceptions of ``distributor.errors``
-here, and nowhere else. Request bodies (which carry PINs) and the API key are never logged.
+here, and nowhere else. Every answer (or its absence) is counted here too: in the process's
+metrics, and in the answer log for the batch the call serves. Request bodies (which carry
+PINs) and the API key are never logged.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import httpx
 
 from distributor import metrics
+from distributor.answer_log import AnswerLog
 from distributor.constants import CATEGORY_GIFTCARD
 from distributor.errors import (
     CentrapayBadRequest,
@@ -158,7 +161,9 @@ def error_for(response: httpx.Response) -> CentrapayError:
 class CentrapayClient:
     """A connection-pooling client for one Centrapay credential and account.
 
-    Thread-safe: a worker process shares one instance between its threads.
+    Thread-safe: a worker process shares one instance between its threads. ``answers``,
+    when given, counts each answer for the batch the call serves, and is closed with the
+    client (its last counts written).
     """
 
     def __init__(
@@ -171,9 +176,11 @@ class CentrapayClient:
         timeout_seconds: float,
         token_wait_max_seconds: float,
         max_connections: int = 32,
+        answers: AnswerLog | None = None,
     ) -> None:
         self.account_id = account_id
         self._bucket = bucket
+        self._answers = answers
         self._token_wait_max_seconds = token_wait_max_seconds
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
@@ -185,8 +192,10 @@ class CentrapayClient:
         )
 
     def close(self) -> None:
-        """Close the pooled connections."""
+        """Close the pooled connections and the answer log."""
         self._http.close()
+        if self._answers is not None:
+            self._answers.close()
 
     def load_giftcard(
         self,
@@ -302,13 +311,13 @@ class CentrapayClient:
         try:
             response = self._http.request(method, path, json=json, params=params)
         except httpx.TimeoutException as exc:
-            metrics.CENTRAPAY_CALLS.labels(endpoint=endpoint, status="timeout").inc()
+            self._answered(endpoint, "timeout", None)
             raise CentrapayTimeout(f"{method} {path}: no answer in time") from exc
         except httpx.TransportError as exc:
-            metrics.CENTRAPAY_CALLS.labels(endpoint=endpoint, status="connection").inc()
+            self._answered(endpoint, "connection", None)
             raise CentrapayConnectionError(f"{method} {path}: {type(exc).__name__}") from exc
         elapsed_ms = (time.monotonic() - started) * 1000
-        metrics.CENTRAPAY_CALLS.labels(endpoint=endpoint, status=str(response.status_code)).inc()
+        self._answered(endpoint, str(response.status_code), response.status_code)
         logger.debug("%s %s -> %s in %.0f ms", method, path, response.status_code, elapsed_ms)
         if response.is_success:
             answer = response.json()
@@ -317,3 +326,10 @@ class CentrapayClient:
         if isinstance(error, CentrapayRateLimited):
             self._bucket.pause_for(error.retry_after)
         raise error
+
+    def _answered(self, endpoint: str, label: str, status: int | None) -> None:
+        """Count one answer (``status`` None: none came): in the metrics, and in memory for
+        the answer log (no I/O here; the log writes from its own thread)."""
+        metrics.CENTRAPAY_CALLS.labels(endpoint=endpoint, status=label).inc()
+        if self._answers is not None:
+            self._answers.count(status)

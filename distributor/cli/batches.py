@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from distributor import operator_actions
+from distributor.access.actors import Actor
 from distributor.broker import batch_dispatcher, make_celery
 from distributor.cli.common import acting_user, app, console, fail, load_settings
 from distributor.cli.watch import (
@@ -57,6 +58,13 @@ def batch_session(settings: Settings) -> Iterator[Session]:
         raise fail(escape(_database_problem(exc, settings.database_url))) from None
     except DistributorError as exc:
         raise fail(escape(str(exc))) from None
+
+
+@contextmanager
+def acting_session(settings: Settings) -> Iterator[tuple[Session, Actor]]:
+    """A ``batch_session`` and the user the command acts as in it (``acting_user``)."""
+    with batch_session(settings) as session:
+        yield session, acting_user(session, settings)
 
 
 def batch_options(
@@ -156,18 +164,16 @@ def upload(
         sender_name=sender_name,
         description=description,
     )
-    with file.open("rb") as stream, batch_session(settings) as session:
+    with file.open("rb") as stream, acting_session(settings) as (session, actor):
         uploaded = operator_actions.upload(
             session,
-            acting_user(session, settings),
+            actor,
             stream=stream,
             vault=vault,
             options=options,
-            max_rows=settings.upload_max_rows,
-            pin_required=settings.pin_required,
+            settings=settings,
             start=start,
             start_at=when,
-            approval_above_rows=settings.approval_required_above_rows,
             now=utcnow(),
         )
     result = uploaded.result

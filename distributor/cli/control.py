@@ -6,13 +6,16 @@ which checks the role and writes the audit entry.
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Protocol, TypeVar
 
 import typer
+from sqlalchemy.orm import Session
 
 from distributor import operator_actions
-from distributor.cli.batches import batch_session, dispatch_batch
-from distributor.cli.common import acting_user, app, console, load_settings
+from distributor.access.actors import Actor
+from distributor.cli.batches import acting_session, dispatch_batch
+from distributor.cli.common import app, console, load_settings
 from distributor.constants import BatchState
 from distributor.pipeline import approval
 from distributor.pipeline.clock import utcnow
@@ -20,15 +23,32 @@ from distributor.vault import vault_from_settings
 
 BatchId = Annotated[int, typer.Argument(help="The batch id, as printed by upload.")]
 
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class BatchAction(Protocol[T_co]):
+    """An operator action that needs nothing but the batch: start, resume, cancel."""
+
+    def __call__(self, session: Session, actor: Actor, /, *, batch_id: int, now: datetime) -> T_co:
+        """Take the action on the batch as ``actor``, in ``session``'s transaction."""
+
+
+def _steer(batch: int, action: BatchAction[T], *, dispatch: bool = False) -> T:
+    """What ``action`` returns, taken on the batch as the CLI's user in one transaction;
+    with ``dispatch``, the batch's rows are then sent."""
+    settings = load_settings()
+    with acting_session(settings) as (session, actor):
+        done = action(session, actor, batch_id=batch, now=utcnow())
+    if dispatch:
+        dispatch_batch(settings, batch)
+    return done
+
 
 @app.command()
 def start(batch: BatchId) -> None:
     """Start sending a batch uploaded with --no-start, or a scheduled one before its time."""
-    settings = load_settings()
-    with batch_session(settings) as session:
-        actor = acting_user(session, settings)
-        operator_actions.start(session, actor, batch_id=batch, now=utcnow())
-    dispatch_batch(settings, batch)
+    _steer(batch, operator_actions.start, dispatch=True)
     console.print(f"batch {batch} started")
 
 
@@ -36,8 +56,7 @@ def start(batch: BatchId) -> None:
 def pause(batch: BatchId) -> None:
     """Stop taking new rows of a batch; rows in flight finish their step."""
     settings = load_settings()
-    with batch_session(settings) as session:
-        actor = acting_user(session, settings)
+    with acting_session(settings) as (session, actor):
         reason = f"paused by {actor.name}"
         operator_actions.pause(session, actor, batch_id=batch, reason=reason, now=utcnow())
     console.print(f"batch {batch} paused")
@@ -46,21 +65,14 @@ def pause(batch: BatchId) -> None:
 @app.command()
 def resume(batch: BatchId) -> None:
     """Go on with a paused batch."""
-    settings = load_settings()
-    with batch_session(settings) as session:
-        actor = acting_user(session, settings)
-        operator_actions.resume(session, actor, batch_id=batch, now=utcnow())
-    dispatch_batch(settings, batch)
+    _steer(batch, operator_actions.resume, dispatch=True)
     console.print(f"batch {batch} resumed")
 
 
 @app.command()
 def cancel(batch: BatchId) -> None:
     """Stop a batch for good: rows not yet sent are cancelled."""
-    settings = load_settings()
-    with batch_session(settings) as session:
-        actor = acting_user(session, settings)
-        cancelled = operator_actions.cancel(session, actor, batch_id=batch, now=utcnow())
+    cancelled = _steer(batch, operator_actions.cancel)
     console.print(f"batch {batch} cancelled ({cancelled} rows)")
 
 
@@ -68,8 +80,7 @@ def cancel(batch: BatchId) -> None:
 def approve(batch: BatchId) -> None:
     """Approve a batch awaiting approval that someone else uploaded: it goes on as asked."""
     settings = load_settings()
-    with batch_session(settings) as session:
-        actor = acting_user(session, settings)
+    with acting_session(settings) as (session, actor):
         summary = approval.summary(session, batch)
         state = operator_actions.approve(session, actor, batch_id=batch, now=utcnow())
     counts = ", ".join(f"{name} {count}" for name, count in summary.counts.items() if count)
@@ -90,8 +101,7 @@ def reject(
 ) -> None:
     """Reject a batch awaiting approval: it is cancelled and nothing is sent."""
     settings = load_settings()
-    with batch_session(settings) as session:
-        actor = acting_user(session, settings)
+    with acting_session(settings) as (session, actor):
         cancelled = operator_actions.reject(
             session, actor, batch_id=batch, reason=reason, now=utcnow()
         )
@@ -108,8 +118,7 @@ def retry(
 ) -> None:
     """Send failed rows again, from the step that failed."""
     settings = load_settings()
-    with batch_session(settings) as session:
-        actor = acting_user(session, settings)
+    with acting_session(settings) as (session, actor):
         result = operator_actions.retry(
             session,
             actor,

@@ -13,8 +13,8 @@ from rich.table import Table
 from distributor import operator_actions
 from distributor.access.actors import Action, require
 from distributor.access.users import list_users
-from distributor.cli.batches import batch_session
-from distributor.cli.common import acting_user, app, console, load_settings
+from distributor.cli.batches import acting_session
+from distributor.cli.common import app, console, load_settings
 from distributor.constants import Role
 from distributor.pipeline.clock import utcnow
 
@@ -36,8 +36,7 @@ def add(
 ) -> None:
     """Create a user with a role and print their token, once."""
     settings = load_settings()
-    with batch_session(settings) as session:
-        actor = acting_user(session, settings)
+    with acting_session(settings) as (session, actor):
         token = operator_actions.add_user(session, actor, name=name, role=role, now=utcnow())
     _print_token(name, token)
 
@@ -47,8 +46,8 @@ def list_all() -> None:
     """Every user, with their role and whether they are disabled."""
     settings = load_settings()
     table = Table("name", "role", "created", "token rotated", "disabled")
-    with batch_session(settings) as session:
-        require(acting_user(session, settings), Action.USERS_LIST)
+    with acting_session(settings) as (session, actor):
+        require(actor, Action.USERS_LIST)
         for user in list_users(session):
             table.add_row(
                 user.name,
@@ -66,8 +65,7 @@ def list_all() -> None:
 def disable(name: UserName) -> None:
     """Refuse the user's token from now on; what they did stays in the audit trail."""
     settings = load_settings()
-    with batch_session(settings) as session:
-        actor = acting_user(session, settings)
+    with acting_session(settings) as (session, actor):
         operator_actions.disable_user(session, actor, name=name, now=utcnow())
     console.print(f"user {name} disabled", highlight=False, markup=False)
 
@@ -76,7 +74,6 @@ def disable(name: UserName) -> None:
 def rotate_token(name: UserName) -> None:
     """Give the user a new token (printed once); the old one is refused from now on."""
     settings = load_settings()
-    with batch_session(settings) as session:
-        actor = acting_user(session, settings)
+    with acting_session(settings) as (session, actor):
         token = operator_actions.rotate_token(session, actor, name=name, now=utcnow())
     _print_token(name, token)

@@ -22,7 +22,7 @@ from distributor.batches import batch_counts, get_batch
 from distributor.constants import BatchState, RowState
 from distributor.models import Batch
 from distributor.pipeline.clock import utcnow
-from distributor.pipeline.tracking import transfer_summary
+from distributor.pipeline.transfer_status import transfer_summary
 from distributor.progress import UNKNOWN_ERROR_CODE, Progress, batch_progress
 
 WATCH_INTERVAL_SECONDS = 1.0

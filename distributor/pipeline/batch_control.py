@@ -1,31 +1,28 @@
-"""Batch-level state changes: start, pause, resume, cancel, retry, finish.
+"""Batch-level state changes: start, pause, resume, cancel, finish, reopen.
 
 Like the row transitions, each is a compare-and-set, so two operators (or an operator and
 a worker) acting at once cannot leave a batch in a state neither asked for. A change to
 done, paused or cancelled records its notification (``outbox``) in the same transaction:
-one per change, whoever made it.
+one per change, whoever made it. Putting failed rows back to work is ``pipeline.retry``;
+picking the rows to queue is ``pipeline.ready_rows``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, cast
+from datetime import datetime
+from typing import cast
 
-from sqlalchemy import Table, Update, and_, bindparam, case, exists, not_, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, Update, and_, bindparam, exists, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from distributor import outbox
 from distributor.batches import get_batch
-from distributor.constants import LIVE_STATES, UNSETTLED_STATES, BatchEvent, BatchState, RowState
-from distributor.errors import Conflict, NotFound, SecretUnreadable
+from distributor.constants import UNSETTLED_STATES, BatchEvent, BatchState, RowState
+from distributor.errors import Conflict, NotFound
 from distributor.models import Batch, Row
 from distributor.pipeline.clock import utcnow
-from distributor.vault import Vault
 
-RETRY_CHUNK_ROWS = 1_000
 CANCEL_ATTEMPTS = 3
 """Reads of the batch's state a cancel makes before it gives up on a batch that keeps moving."""
 
@@ -141,8 +138,8 @@ def cancel_idle_rows(session: Session, *, batch_id: int, now: datetime) -> int:
     """Cancel the rows of a cancelled batch that are not in flight and not sent.
 
     A waiting row whose last call was ambiguous is left to be looked up first
-    (``rows_to_check``): its card may have been delivered. A failed row keeps its flag,
-    so a cancelled row whose delivery is unknown says so.
+    (``ready_rows.rows_to_check``): its card may have been delivered. A failed row keeps
+    its flag, so a cancelled row whose delivery is unknown says so.
     """
     statement = (
         update(Row)
@@ -181,6 +178,12 @@ _UNSETTLED = select(
         cast(Table, Row.__table__).c.state.in_(UNSETTLED_STATES),
     )
 )
+_WAITING = select(
+    exists().where(
+        cast(Table, Row.__table__).c.batch_id == bindparam("batch_id"),
+        cast(Table, Row.__table__).c.state.in_([RowState.PENDING, RowState.LOADED]),
+    )
+)
 _LOCK_BATCH = (
     select(cast(Table, Batch.__table__).c.id)
     .where(cast(Table, Batch.__table__).c.id == bindparam("batch_id"))
@@ -208,52 +211,16 @@ def finish_if_settled(session: Session, *, batch_id: int, now: datetime) -> bool
     return True
 
 
-@dataclass(frozen=True, kw_only=True)
-class RetryResult:
-    """Rows put back to work; rows refused because another live row holds their card; rows
-    whose card cannot be read under any configured secret."""
+def has_waiting_rows(session: Session, *, batch_id: int) -> bool:
+    """True when a row of the batch waits for a step (pending or loaded, as committed).
 
-    retried: list[int]
-    refused: list[int]
-    unreadable: list[int]
-
-
-def retry(
-    session: Session,
-    *,
-    batch_id: int,
-    vault: Vault,
-    error_codes: Sequence[str] = (),
-    row_ids: Sequence[int] = (),
-    now: datetime,
-) -> RetryResult:
-    """Failed rows go back to the step that failed: a loaded card is never loaded again.
-
-    The step gets a fresh automatic-retry budget (``MAX_AUTO_RETRIES``); a row whose last
-    call was ambiguous keeps its flag, so its next attempt looks before it sends.
-
-    A row's card may have gone live in another row since it failed, possibly keyed under
-    another secret during a rotation: so each card is looked up under every configured
-    secret, like an upload does, and a row put back to work is keyed under the current one.
+    Asked in the transaction that settles a row: a waiting row settles later and makes the
+    finish check then, so this row can skip its own (``finish_if_settled``, a transaction
+    of its own): one transaction less per row for all of a batch but its last rows. Rows in
+    flight do not count: two rows settling at once each see the other in flight, and both
+    must check.
     """
-    # Locked until commit: a finish of the batch meanwhile waits, then sees these rows back
-    # at work, instead of closing the batch over them.
-    if locked_state(session, batch_id) == BatchState.CANCELLED:
-        raise Conflict(f"batch {batch_id} is cancelled")
-    chosen = [Row.batch_id == batch_id, Row.state == RowState.FAILED]
-    if error_codes:
-        chosen.append(Row.error_code.in_(error_codes))
-    if row_ids:
-        chosen.append(Row.id.in_(row_ids))
-    failed = session.execute(
-        select(Row.id, Row.card_number_enc, Row.issuer, Row.asset_type).where(*chosen)
-    ).all()
-    result = RetryResult(retried=[], refused=[], unreadable=[])
-    for start in range(0, len(failed), RETRY_CHUNK_ROWS):
-        _retry_chunk(session, failed[start : start + RETRY_CHUNK_ROWS], vault, now, result)
-    if result.retried:
-        reopen(session, batch_id=batch_id)
-    return result
+    return bool(session.connection().execute(_WAITING, {"batch_id": batch_id}).scalar())
 
 
 def reopen(session: Session, *, batch_id: int) -> None:
@@ -267,177 +234,6 @@ def reopen(session: Session, *, batch_id: int) -> None:
     )
 
 
-def _retry_chunk(
-    session: Session,
-    rows: Sequence[Any],
-    vault: Vault,
-    now: datetime,
-    result: RetryResult,
-) -> None:
-    keys: dict[int, tuple[str, ...]] = {}
-    for row_id, card_number_enc, issuer, asset_type in rows:
-        try:
-            card_number = vault.decrypt(card_number_enc)
-        except SecretUnreadable:
-            result.unreadable.append(row_id)
-            continue
-        keys[row_id] = vault.card_keys(
-            issuer=issuer, asset_type=asset_type, card_number=card_number
-        )
-    every_key = [key for row_keys in keys.values() for key in row_keys]
-    live = set(
-        session.scalars(
-            select(Row.card_key).where(Row.card_key.in_(every_key), Row.state.in_(LIVE_STATES))
-        )
-    )
-    for row_id, row_keys in keys.items():
-        if live.intersection(row_keys):
-            result.refused.append(row_id)
-            continue
-        back_to = update(Row).where(Row.id == row_id, Row.state == RowState.FAILED)
-        try:
-            # A savepoint per row: an upload that takes the card meanwhile trips the
-            # live-card index, and only this row is refused.
-            with session.begin_nested():
-                moved = session.execute(
-                    back_to.values(
-                        state=case(
-                            (Row.asset_id.is_(None), RowState.PENDING), else_=RowState.LOADED
-                        ),
-                        card_key=row_keys[0],
-                        # A fresh automatic-retry budget for the step it goes back to.
-                        load_attempts=case((Row.asset_id.is_(None), 0), else_=Row.load_attempts),
-                        transfer_attempts=case(
-                            (Row.asset_id.is_(None), Row.transfer_attempts), else_=0
-                        ),
-                        not_before=None,
-                        retryable=False,
-                        error_code=None,
-                        error_detail=None,
-                        enqueued_at=None,
-                        updated_at=now,
-                    ).execution_options(synchronize_session=False)
-                )
-        except IntegrityError:
-            result.refused.append(row_id)
-            continue
-        if moved.rowcount == 1:  # type: ignore[attr-defined]
-            result.retried.append(row_id)
-            live.update(row_keys)
-
-
 def _has_rows(session: Session, batch_id: int, states: Sequence[str]) -> bool:
     query = select(Row.id).where(Row.batch_id == batch_id, Row.state.in_(states)).limit(1)
     return session.execute(query).first() is not None
-
-
-def ready_row_ids(
-    session: Session,
-    *,
-    batch_id: int | None,
-    now: datetime,
-    after_id: int,
-    limit: int,
-    enqueued_before: datetime | None = None,
-    lock: bool = False,
-    expired_only: bool = False,
-) -> list[tuple[int, int]]:
-    """(row id, batch id) of rows of running batches that a task could take now, by id.
-
-    In-flight rows whose lease ran out and that were not enqueued since; and waiting rows
-    whose wait is over, all of them, or with ``enqueued_before`` only those never
-    enqueued or last enqueued before then (which also takes expired rows again). With
-    ``lock``, the rows are locked until commit and rows another transaction holds are
-    skipped (Postgres; SQLite has one writer anyway). ``expired_only``: only in-flight
-    rows whose lease ran out.
-    """
-    waiting = and_(
-        Row.state.in_([RowState.PENDING, RowState.LOADED]),
-        or_(Row.not_before.is_(None), Row.not_before <= now),
-    )
-    if enqueued_before is not None:
-        waiting = and_(waiting, or_(Row.enqueued_at.is_(None), Row.enqueued_at < enqueued_before))
-    # An expired row is sent once per expiry (not enqueued since its lease was taken); and,
-    # like a waiting row, again when its last message is older than ``enqueued_before``:
-    # that message was lost (a Redis restart right after the sweep requeued the row).
-    not_enqueued_since = or_(Row.enqueued_at.is_(None), Row.enqueued_at < Row.lease_until)
-    if enqueued_before is not None:
-        not_enqueued_since = or_(not_enqueued_since, Row.enqueued_at < enqueued_before)
-    expired = and_(
-        Row.state.in_([RowState.LOADING, RowState.TRANSFERRING]),
-        Row.lease_until < now,
-        not_enqueued_since,
-    )
-    query = (
-        select(Row.id, Row.batch_id)
-        .join(Batch, Batch.id == Row.batch_id)
-        .where(
-            Batch.state == BatchState.RUNNING,
-            Row.id > after_id,
-            expired if expired_only else or_(waiting, expired),
-        )
-        .order_by(Row.id)
-        .limit(limit)
-    )
-    if batch_id is not None:
-        query = query.where(Row.batch_id == batch_id)
-    if lock:
-        query = query.with_for_update(skip_locked=True, of=Row)
-    return [(row_id, row_batch) for row_id, row_batch in session.execute(query)]
-
-
-def mark_enqueued(session: Session, *, row_ids: Sequence[int], now: datetime) -> None:
-    """Remember when these rows were last handed to the queue."""
-    session.execute(
-        update(Row)
-        .where(Row.id.in_(row_ids))
-        .values(enqueued_at=now)
-        .execution_options(synchronize_session=False)
-    )
-
-
-def forget_enqueued(session: Session) -> int:
-    """Forget when unsettled rows were last enqueued: the queue lost those messages.
-
-    The sweeper then sends each again as soon as it is ready (a row waiting out a backoff,
-    once the wait is over; a row in flight, once its lease runs out). Returns the rows.
-    """
-    statement = (
-        update(Row)
-        .where(Row.state.in_(UNSETTLED_STATES), Row.enqueued_at.is_not(None))
-        .values(enqueued_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    return session.execute(statement).rowcount  # type: ignore[attr-defined, no-any-return]
-
-
-def rows_to_check(
-    session: Session, *, now: datetime, limit: int, sent_again_after: timedelta
-) -> list[tuple[int, int]]:
-    """(row id, batch id) of rows of cancelled batches to look up before they end.
-
-    Waiting rows whose last call was ambiguous, and in-flight rows whose worker died; each
-    once per change, and again when its message is older than ``sent_again_after``.
-    """
-    unsure = or_(
-        and_(
-            Row.state.in_([RowState.PENDING, RowState.LOADED]),
-            Row.ambiguous,
-            or_(Row.not_before.is_(None), Row.not_before <= now),
-        ),
-        and_(Row.state.in_([RowState.LOADING, RowState.TRANSFERRING]), Row.lease_until < now),
-    )
-    not_sent = or_(
-        Row.enqueued_at.is_(None),
-        Row.enqueued_at < Row.updated_at,
-        Row.enqueued_at < now - sent_again_after,
-    )
-    query = (
-        select(Row.id, Row.batch_id)
-        .join(Batch, Batch.id == Row.batch_id)
-        .where(Batch.state == BatchState.CANCELLED, unsure, not_sent)
-        .order_by(Row.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=Row)
-    )
-    return [(row_id, batch_id) for row_id, batch_id in session.execute(query)]

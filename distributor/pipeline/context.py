@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from distributor.answer_log import AnswerLog
 from distributor.centrapay.client import CentrapayClient
 from distributor.config import Settings
 from distributor.pipeline.leases import LeaseKeeper
@@ -31,13 +32,16 @@ class PipelineContext:
     """Set when the process is shutting down: rows finish their step, then go back."""
 
     def close(self) -> None:
-        """Stop renewing leases; release the HTTP connections."""
+        """Stop renewing leases; release the HTTP connections; write the last answer counts."""
         self.leases.close()
         self.client.close()
 
 
-def build_context(settings: Settings, *, bucket: TokenBucket, base_url: str) -> PipelineContext:
-    """A context for ``settings``, calling Centrapay at ``base_url`` through ``bucket``."""
+def build_context(
+    settings: Settings, *, bucket: TokenBucket, base_url: str, answers: AnswerLog | None = None
+) -> PipelineContext:
+    """A context for ``settings``, calling Centrapay at ``base_url`` through ``bucket``,
+    counting each answer in ``answers`` (None: no answer log, as in standalone mode)."""
     settings.require("centrapay_api_key", "centrapay_account_id", "distributor_secret_key")
     assert settings.centrapay_api_key is not None and settings.centrapay_account_id is not None
     client = CentrapayClient(
@@ -48,6 +52,7 @@ def build_context(settings: Settings, *, bucket: TokenBucket, base_url: str) -> 
         timeout_seconds=settings.centrapay_timeout_seconds,
         token_wait_max_seconds=settings.token_wait_max_seconds,
         max_connections=settings.worker_concurrency * 2,
+        answers=answers,
     )
     lease = timedelta(seconds=settings.lease_seconds)
     return PipelineContext(

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from distributor.constants import DISPATCH_CHUNK_ROWS
 from distributor.db import session_scope
-from distributor.pipeline import batch_control
+from distributor.pipeline import ready_rows
 from distributor.pipeline.clock import utcnow
 
 
@@ -60,7 +60,7 @@ def dispatch(
         chunk = DISPATCH_CHUNK_ROWS if limit is None else min(DISPATCH_CHUNK_ROWS, limit - sent)
         now = utcnow()
         with session_scope(database_url) as session:
-            rows = batch_control.ready_row_ids(
+            rows = ready_rows.ready_row_ids(
                 session,
                 batch_id=batch_id,
                 now=now,
@@ -72,7 +72,7 @@ def dispatch(
             )
             if not rows:
                 break
-            batch_control.mark_enqueued(session, row_ids=[row_id for row_id, _ in rows], now=now)
+            ready_rows.mark_enqueued(session, row_ids=[row_id for row_id, _ in rows], now=now)
             queue.submit(rows, urgent=expired_only)
         sent += len(rows)
         after_id = rows[-1][0]

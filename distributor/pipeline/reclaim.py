@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 import redis
 from sqlalchemy import select
 
+from distributor.answer_log import AnswerLog, on_behalf_of
 from distributor.centrapay.client import CentrapayClient
 from distributor.config import Settings
 from distributor.constants import RowState, TransferStatus
@@ -42,7 +43,7 @@ from distributor.errors import (
 )
 from distributor.models import Batch, Row
 from distributor.pipeline.clock import utcnow
-from distributor.pipeline.tracking import record_transfer_status
+from distributor.pipeline.transfer_status import record_transfer_status
 from distributor.ratelimit import bucket_name_for
 from distributor.ratelimit.redis import RedisTokenBucket
 
@@ -66,7 +67,8 @@ class ReclaimResult:
 
 
 def reclaim_client(settings: Settings) -> CentrapayClient:
-    """A Centrapay client on the workers' shared Redis bucket for this credential."""
+    """A Centrapay client on the workers' shared Redis bucket for this credential, counting
+    its answers in the batches' answer log (written when the client is closed, at the latest)."""
     settings.require("centrapay_base_url", "centrapay_api_key", "centrapay_account_id")
     assert settings.centrapay_base_url and settings.centrapay_api_key
     assert settings.centrapay_account_id
@@ -85,6 +87,7 @@ def reclaim_client(settings: Settings) -> CentrapayClient:
         timeout_seconds=settings.centrapay_timeout_seconds,
         token_wait_max_seconds=settings.token_wait_max_seconds,
         max_connections=1,
+        answers=AnswerLog.to_redis(settings.redis_url),
     )
 
 
@@ -127,9 +130,10 @@ def reclaim(
         database_url, batch_id=batch_id, sent_before=utcnow() - older_than, row_ids=row_ids
     )
     result = ReclaimResult() if result is None else result
-    for done, (row_id, transfer_id) in enumerate(rows, start=1):
-        _reclaim_one(database_url, client, row_id, transfer_id, result)
-        progress(done, len(rows))
+    with on_behalf_of(batch_id):
+        for done, (row_id, transfer_id) in enumerate(rows, start=1):
+            _reclaim_one(database_url, client, row_id, transfer_id, result)
+            progress(done, len(rows))
     return result
 
 

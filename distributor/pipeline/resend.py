@@ -13,7 +13,7 @@ done runs again until the worker closes it once more; a paused one sends on resu
 
 Exactly once: only a row with no live transfer is taken, and it moves by compare-and-set
 from the state it was read in. A failed row gave its card key up; it takes it back through
-``batch_control.retry``, which refuses when another live row holds the card by then.
+``pipeline.retry``, which refuses when another live row holds the card by then.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from distributor.db import session_scope
 from distributor.errors import Conflict, NotFound
 from distributor.models import Batch, Row, RowTransfer
 from distributor.pipeline import batch_control
+from distributor.pipeline.retry import retry
 from distributor.vault import Vault
 
 RESENDABLE_TRANSFER_STATUSES = (TransferStatus.RETURNED, TransferStatus.CANCELLED)
@@ -172,7 +173,7 @@ def _take_card_back(
     session: Session, *, batch_id: int, row_id: int, vault: Vault, now: datetime
 ) -> None:
     """A failed row goes back to work the way a retry does: its card key taken back."""
-    result = batch_control.retry(session, batch_id=batch_id, vault=vault, row_ids=[row_id], now=now)
+    result = retry(session, batch_id=batch_id, vault=vault, row_ids=[row_id], now=now)
     if result.refused:
         raise Conflict(f"row {row_id}: another live row holds its card")
     if result.unreadable:

@@ -28,7 +28,7 @@ from sqlalchemy import select
 from distributor.constants import BatchState
 from distributor.db import session_scope
 from distributor.models import Batch
-from distributor.pipeline import batch_control
+from distributor.pipeline import batch_control, ready_rows
 from distributor.pipeline.clock import utcnow
 from distributor.pipeline.queueing import QueueWatch, RowQueue, dispatch
 
@@ -62,7 +62,7 @@ def sweep(*, database_url: str, queue: RowQueue, watch: QueueWatch) -> SweepRepo
     forgotten = 0
     if watch.claim_rebuild():
         with session_scope(database_url) as session:
-            forgotten = batch_control.forget_enqueued(session)
+            forgotten = ready_rows.forget_enqueued(session)
         # After the commit: a sweeper that dies before it leaves the claim to expire, and
         # the next one forgets again; a Redis lost again meanwhile makes this a no-op.
         watch.rebuilt()
@@ -118,13 +118,13 @@ def sweep(*, database_url: str, queue: RowQueue, watch: QueueWatch) -> SweepRepo
 def _send_checks(*, database_url: str, queue: RowQueue, now: datetime) -> int:
     """Send the rows of cancelled batches whose card may have gone, to be looked up."""
     with session_scope(database_url) as session:
-        rows = batch_control.rows_to_check(
+        rows = ready_rows.rows_to_check(
             session,
             now=now,
             limit=SWEEP_MAX_ROWS,
             sent_again_after=timedelta(seconds=REQUEUE_AFTER_SECONDS),
         )
         if rows:
-            batch_control.mark_enqueued(session, row_ids=[row_id for row_id, _ in rows], now=now)
+            ready_rows.mark_enqueued(session, row_ids=[row_id for row_id, _ in rows], now=now)
             queue.submit(rows, urgent=True)
     return len(rows)

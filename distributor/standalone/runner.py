@@ -3,7 +3,9 @@
 ``standalone_settings`` fills in what a first try lacks: a database file and a secret key
 kept in a state folder, and (when CENTRAPAY_BASE_URL is not set) the sandbox, started in
 this process. ``StandaloneRunner`` then runs the same row code as the workers, on a
-thread pool with an in-process token bucket.
+thread pool with an in-process token bucket. It keeps no answer log (``answer_log`` lives
+in Redis, and nothing here would read an in-process one): the dashboard's chart of such a
+batch draws each row's last answer.
 """
 
 from __future__ import annotations

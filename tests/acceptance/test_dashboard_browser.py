@@ -40,6 +40,7 @@ STEP_TIMEOUT_SECONDS = 15.0
 SCREENSHOT = Path(__file__).resolve().parent.parent / "artifacts" / "dashboard.png"
 APPROVAL_SCREENSHOT = SCREENSHOT.with_name("dashboard-approval.png")
 ROWS_SCREENSHOT = SCREENSHOT.with_name("dashboard-rows.png")
+AFTER_SEND_SCREENSHOT = SCREENSHOT.with_name("dashboard-resend-reclaim.png")
 CARDS = "+64221231234,23403321042,1111,Hello Bob\n+64221231235,23403321043,1112,Hello Alice\n"
 
 
@@ -392,3 +393,62 @@ def test_an_operator_reads_the_run_chart_the_invalid_rows_and_filters_the_rows_t
         shot = devtools.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
     ROWS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     ROWS_SCREENSHOT.write_bytes(base64.b64decode(shot["data"]))
+
+
+def test_an_operator_resends_a_card_from_the_rows_table_and_finds_the_reclaim_controls(
+    settings: Settings, devtools: DevTools
+) -> None:
+    after_send = [
+        Spec(state="sent", asset_id="asset-1", transfer_status="returned"),
+        Spec(state="failed", asset_id="asset-2", error_code="BAD_REQUEST"),
+        Spec(state="sent", asset_id="asset-3", transfer_status="sent"),
+        Spec(state="sent", asset_id="asset-4", transfer_status="created"),
+        Spec(state="sent", asset_id="asset-5", transfer_status="claimed"),
+    ]
+    batch_id = store_batch(
+        settings,
+        after_send,
+        state=BatchState.DONE,
+        name="january-rewards.csv",
+        started_at=datetime.now(UTC) - timedelta(seconds=60),
+    )
+    dispatched: list[int] = []
+    app = create_app(settings, dispatch=dispatched.append)
+    with serve_in_thread(app) as url:
+        page = f"{url}/dashboard/batches/{batch_id}"
+        _open_window(devtools)
+        _log_in(devtools, "operator", TEST_API_TOKEN)
+        _load(devtools, page)
+        assert devtools.evaluate("document.querySelectorAll('#rows-table form.resend').length") == 2
+        assert (
+            devtools.evaluate("document.querySelectorAll('#rows-table form.reclaim-row').length")
+            == 2
+        )
+        assert "2 sent cards not claimed yet" in _text(devtools, "#reclaim")
+
+        first_resend = "#line-1 form.resend"
+        resend_url = devtools.evaluate(f"document.querySelector('{first_resend}').action")
+        devtools.evaluate(
+            f"document.querySelector('{first_resend} [name=recipient]').value = '12345'"
+        )
+        _click(devtools, f"{first_resend} button")
+        devtools.wait_for("Page.loadEventFired")
+        assert devtools.wait_for_response(resend_url)["status"] == 409
+        assert _text(devtools, ".problem") == "recipientAlias: not a valid NZ phone number"
+
+        devtools.evaluate(
+            f"document.querySelector('{first_resend} [name=recipient]').value = '022 111 9876'"
+        )
+        _click(devtools, f"{first_resend} button")
+        devtools.wait_for("Page.loadEventFired")
+        assert devtools.evaluate("location.search") == "?resent=1"
+        assert "1 row resent" in _text(devtools, "#notice")
+        assert _text(devtools, "#line-1 td:nth-child(4)") == "loaded"
+        assert not _present(devtools, first_resend)
+        assert dispatched == [batch_id]
+
+        _click(devtools, "#reclaim summary")
+        assert devtools.evaluate("document.querySelector('#reclaim').open") is True
+        shot = devtools.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    AFTER_SEND_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    AFTER_SEND_SCREENSHOT.write_bytes(base64.b64decode(shot["data"]))

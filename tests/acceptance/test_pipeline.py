@@ -11,8 +11,8 @@ import redis
 from distributor.broker import CeleryRowQueue, make_celery
 from distributor.config import Settings
 from distributor.db import session_scope
-from distributor.pipeline import batch_control
 from distributor.pipeline.clock import utcnow
+from distributor.pipeline.retry import retry
 from distributor.vault import vault_from_settings
 from tests.acceptance.conftest import (
     SANDBOX_ACCOUNT,
@@ -89,7 +89,7 @@ def test_retry_on_demand_succeeds_once_the_fault_is_cleared_without_a_second_loa
     )
     assert topped_up.status_code == 200, topped_up.text
     with session_scope(pipeline_settings.database_url) as session:
-        result = batch_control.retry(
+        result = retry(
             session, batch_id=batch_id, vault=vault_from_settings(pipeline_settings), now=utcnow()
         )
     assert len(result.retried) == 2

@@ -16,9 +16,9 @@ from distributor.config import Settings
 from distributor.constants import IN_FLIGHT_STATES, RowState
 from distributor.db import session_scope
 from distributor.models import Row
-from distributor.pipeline import batch_control
 from distributor.pipeline.clock import utcnow
 from distributor.pipeline.queueing import dispatch
+from distributor.pipeline.retry import RetryResult, retry
 from distributor.vault import vault_from_settings
 from tests.factories import store_running_batch
 
@@ -92,12 +92,12 @@ def expired_leases(settings: Settings, batch_id: int) -> int:
     return with_db(read)
 
 
-def retry_failed(settings: Settings, batch_id: int) -> batch_control.RetryResult:
-    """``batch_control.retry`` of every failed row of the batch."""
+def retry_failed(settings: Settings, batch_id: int) -> RetryResult:
+    """``retry`` of every failed row of the batch."""
 
-    def run() -> batch_control.RetryResult:
+    def run() -> RetryResult:
         with session_scope(settings.database_url) as session:
-            return batch_control.retry(
+            return retry(
                 session, batch_id=batch_id, vault=vault_from_settings(settings), now=utcnow()
             )
 

@@ -3,6 +3,7 @@ cancel / retry, each through ``operator_actions`` (role check and audit entry)."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
@@ -31,7 +32,7 @@ from distributor.errors import UploadRejected
 from distributor.ingest import BatchOptions
 from distributor.pipeline import approval, scheduling
 from distributor.pipeline.clock import utcnow
-from distributor.pipeline.tracking import transfer_summary
+from distributor.pipeline.transfer_status import transfer_summary
 from distributor.progress import batch_progress, progress_view
 from distributor.vault import vault_from_settings
 
@@ -84,6 +85,13 @@ def _shown(session: Session, batch_id: int) -> dict[str, Any]:
     return shown
 
 
+def _sent(session: Session, dispatch: Callable[[int], None], batch_id: int) -> dict[str, Any]:
+    """Commit the action that set the batch running, then send its rows and show it."""
+    session.commit()
+    dispatch(batch_id)
+    return _shown(session, batch_id)
+
+
 @router.post("", status_code=status.HTTP_201_CREATED)
 def upload_batch(
     session: SessionDep,
@@ -126,11 +134,9 @@ def upload_batch(
         stream=file.file,
         vault=vault_from_settings(settings),
         options=options,
-        max_rows=settings.upload_max_rows,
-        pin_required=settings.pin_required,
+        settings=settings,
         start=start,
         start_at=when,
-        approval_above_rows=settings.approval_required_above_rows,
         now=utcnow(),
     )
     session.commit()
@@ -211,9 +217,7 @@ def start(
 ) -> dict[str, Any]:
     """Start sending a queued batch, or a scheduled one before its time."""
     operator_actions.start(session, actor, batch_id=batch_id, now=utcnow())
-    session.commit()
-    dispatch(batch_id)
-    return _shown(session, batch_id)
+    return _sent(session, dispatch, batch_id)
 
 
 @router.post("/{batch_id}/pause")
@@ -231,9 +235,7 @@ def resume(
 ) -> dict[str, Any]:
     """Go on with a paused batch."""
     operator_actions.resume(session, actor, batch_id=batch_id, now=utcnow())
-    session.commit()
-    dispatch(batch_id)
-    return _shown(session, batch_id)
+    return _sent(session, dispatch, batch_id)
 
 
 @router.post("/{batch_id}/cancel")

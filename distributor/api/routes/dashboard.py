@@ -4,27 +4,23 @@ A browser logs in with HTTP basic auth whose password is a user's token (or one 
 DISTRIBUTOR_API_TOKENS; any user name); ``Authorization: Bearer`` works too. Each page shows
 who is logged in and only the buttons their role may use; the actions check the role again.
 
-Because a browser replays basic credentials on any request to this site, even one a
-hostile page makes it send, every form carries a token derived with HMAC from the API token
-and the time it was issued: a POST without a fresh one is refused (403). Pages cannot be
-framed, so buttons cannot be clicked through a disguise, and they show masked data only.
+Every form carries a token bound to the API token (``deps.checked_form`` says why). Pages
+cannot be framed, so buttons cannot be clicked through a disguise, and they show masked
+data only.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import re
 import secrets
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
+from fastapi import APIRouter, Form, Query, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import BeforeValidator, Field
@@ -43,29 +39,39 @@ from distributor.api.dashboard_charts import (
 from distributor.api.deps import (
     ID_MAX,
     BatchId,
+    CheckedForm,
     DispatchDep,
+    Login,
+    LoginDep,
+    RowId,
     SessionDep,
     SettingsDep,
-    resolve_actor,
+    form_token,
 )
 from distributor.api.routes import reports
 from distributor.api.routes.batches import ErrorCodeFilter
+from distributor.api.routes.transfers import (
+    OLDER_THAN_MAX_SECONDS,
+    RECIPIENT_MAX_CHARS,
+    reclaim_transfers,
+)
 from distributor.config import Settings
-from distributor.constants import BatchState, RowState
+from distributor.constants import MESSAGE_MAX_CHARS, BatchState, RowState
 from distributor.delivery import delivery_of
-from distributor.errors import Conflict
+from distributor.errors import Conflict, UploadRejected
 from distributor.ingest.columns import OPTIONAL_COLUMNS, POSITIONAL_COLUMNS
+from distributor.ingest.corrections import new_recipient
 from distributor.models import Batch, Row, RowTransfer
 from distributor.pipeline import approval
 from distributor.pipeline.clock import utcnow
-from distributor.pipeline.resend import earlier_transfers
+from distributor.pipeline.reclaim import CANCELLABLE
+from distributor.pipeline.resend import RESENDABLE_TRANSFER_STATUSES, earlier_transfers
+from distributor.pipeline.transfer_status import transfer_summary
 from distributor.progress import Progress, batch_progress, batches_progress
 from distributor.vault import vault_from_settings
 
 REFRESH_SECONDS = 5
 """How often a page showing a running batch reloads itself."""
-FORM_TOKEN_TTL_SECONDS = 8 * 3600
-"""How long a page's form token is accepted: a page left open longer must be reloaded."""
 BATCHES_PER_PAGE = 50
 FAILED_ROWS_SHOWN = 20
 ROWS_PER_PAGE = 50
@@ -74,7 +80,8 @@ PROBLEM_ROWS_SHOWN = 100
 AUDIT_ENTRIES_SHOWN = 50
 REJECT_REASON_MAX_CHARS = 500
 OPERATOR_PAUSE_REASON = "paused from the dashboard"
-BASIC_CHALLENGE = 'Basic realm="distributor", charset="UTF-8"'
+RECLAIM_OLDER_THAN_MAX_DAYS = OLDER_THAN_MAX_SECONDS // 86_400
+T = TypeVar("T")
 
 router = APIRouter(prefix="/dashboard", tags=["dashboard"], include_in_schema=False)
 
@@ -107,79 +114,6 @@ _templates = Environment(
 _templates.filters.update(duration=_duration, when=_when, thousands="{:,}".format)
 
 
-def _basic_password(credentials: str) -> str | None:
-    try:
-        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    _user, colon, password = decoded.partition(":")
-    return password if colon else None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Login:
-    """Who the browser is logged in as, and the token it logged in with (forms are bound to it)."""
-
-    actor: Actor
-    token: str
-
-
-def dashboard_login(request: Request, session: SessionDep, settings: SettingsDep) -> Login:
-    """The caller, by a Bearer token or the basic-auth password; 401 if none, wrong or disabled."""
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    token: str | None = None
-    if scheme.lower() == "bearer":
-        token = credentials.strip()
-    elif scheme.lower() == "basic":
-        token = _basic_password(credentials.strip())
-    actor = resolve_actor(session, settings, token)
-    if token is None or actor is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="log in with your API token as the password",
-            headers={"WWW-Authenticate": BASIC_CHALLENGE},
-        )
-    return Login(actor=actor, token=token)
-
-
-LoginDep = Annotated[Login, Depends(dashboard_login)]
-
-
-def _form_mac(settings: Settings, api_token: str, issued: int) -> str:
-    secret = settings.distributor_secret_key
-    key = secret.get_secret_value().encode() if secret is not None else b""
-    message = f"dashboard-form|{issued}|{api_token}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
-
-
-def form_token(settings: Settings, api_token: str, *, now: float) -> str:
-    """A token for the forms of one page: its issue time and an HMAC of it and the API token."""
-    issued = int(now)
-    return f"{issued}.{_form_mac(settings, api_token, issued)}"
-
-
-def form_token_is_valid(settings: Settings, api_token: str, candidate: str, *, now: float) -> bool:
-    """True for a token made by ``form_token`` for this API token, not older than its TTL."""
-    issued_text, _, mac = candidate.partition(".")
-    if not issued_text.isdigit() or not 0 <= now - int(issued_text) <= FORM_TOKEN_TTL_SECONDS:
-        return False
-    return hmac.compare_digest(mac, _form_mac(settings, api_token, int(issued_text)))
-
-
-def checked_form(
-    settings: SettingsDep, login: LoginDep, csrf_token: Annotated[str, Form()] = ""
-) -> None:
-    """403 unless the posted form carries a fresh token issued for this API token."""
-    if not form_token_is_valid(settings, login.token, csrf_token, now=time.time()):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            detail="this form is stale or did not come from the dashboard; reload the page",
-        )
-
-
-CheckedForm = Depends(checked_form)
-
-
 def _page(template: str, *, status_code: int = status.HTTP_200_OK, **context: Any) -> HTMLResponse:
     nonce = secrets.token_urlsafe(16)
     html = _templates.get_template(template).render(nonce=nonce, **context)
@@ -204,14 +138,17 @@ BUTTONS = {
     "retry": Action.RETRY,
     "approve": Action.APPROVE,
     "reject": Action.REJECT,
+    "resend": Action.RESEND,
+    "reclaim": Action.RECLAIM,
 }
 """Which action each button takes: a button the role may not use is not shown."""
 
 
 def _actions(
-    batch: Batch, progress: Progress, actor: Actor, uploader: str | None
+    batch: Batch, progress: Progress, actor: Actor, uploader: str | None, *, unclaimed: int
 ) -> frozenset[str]:
-    """The buttons that make sense for the batch as it stands and that ``actor`` may use."""
+    """The buttons that make sense for the batch as it stands and that ``actor`` may use;
+    ``unclaimed``: the batch's sent rows whose transfer may still be reclaimed."""
     shown = set()
     if batch.state in (BatchState.QUEUED, BatchState.SCHEDULED):
         shown.add("start")
@@ -226,6 +163,33 @@ def _actions(
             shown.add("cancel")
         if progress.failed:
             shown.add("retry")
+    if unclaimed:
+        shown.add("reclaim")
+    return frozenset(name for name in shown if allows(actor, BUTTONS[name]))
+
+
+def _row_buttons(row: Row, batch: Batch, actor: Actor) -> frozenset[str]:
+    """The buttons of one line of the rows table that ``actor`` may use: Resend for a row
+    whose loaded card did not reach its recipient and is ours again, Reclaim for a sent row
+    whose transfer nobody has claimed yet. The same rules as ``pipeline.resend`` and
+    ``pipeline.reclaim``, which check them again when the button is pressed."""
+    shown = set()
+    card_is_ours = row.state == RowState.FAILED or (
+        row.state == RowState.SENT and row.transfer_status in RESENDABLE_TRANSFER_STATUSES
+    )
+    if (
+        card_is_ours
+        and row.asset_id is not None
+        and not row.ambiguous
+        and batch.state != BatchState.CANCELLED
+    ):
+        shown.add("resend")
+    if (
+        row.state == RowState.SENT
+        and row.transfer_id is not None
+        and row.transfer_status in CANCELLABLE
+    ):
+        shown.add("reclaim")
     return frozenset(name for name in shown if allows(actor, BUTTONS[name]))
 
 
@@ -259,6 +223,7 @@ class RowLine:
     row: Row
     delivery: str
     earlier: list[RowTransfer]
+    buttons: frozenset[str]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -273,6 +238,11 @@ class RowsTable:
     line_missing: bool
     """A line was asked for and no row the filter keeps has it."""
 
+    @property
+    def has_buttons(self) -> bool:
+        """Whether a line has a button: the table then has a column for them."""
+        return any(line.buttons for line in self.lines)
+
 
 def _line_offset(session: Session, batch_id: int, chosen: RowsFilter, line: int) -> int:
     """The offset of the page of ``batches.list_rows`` (same filter, same order) holding
@@ -286,13 +256,13 @@ def _line_offset(session: Session, batch_id: int, chosen: RowsFilter, line: int)
     return count - count % ROWS_PER_PAGE
 
 
-def _rows_table(session: Session, batch_id: int, chosen: RowsFilter) -> RowsTable:
+def _rows_table(session: Session, batch: Batch, actor: Actor, chosen: RowsFilter) -> RowsTable:
     offset = chosen.offset
     if chosen.line is not None:
-        offset = _line_offset(session, batch_id, chosen, chosen.line)
+        offset = _line_offset(session, batch.id, chosen, chosen.line)
     found = batches.list_rows(
         session,
-        batch_id=batch_id,
+        batch_id=batch.id,
         state=chosen.state,
         error_code=chosen.error_code,
         limit=ROWS_PER_PAGE + 1,
@@ -301,7 +271,12 @@ def _rows_table(session: Session, batch_id: int, chosen: RowsFilter) -> RowsTabl
     shown = found[:ROWS_PER_PAGE]
     earlier = earlier_transfers(session, [row.id for row in shown])
     lines = [
-        RowLine(row=row, delivery=delivery_of(row), earlier=earlier.get(row.id, []))
+        RowLine(
+            row=row,
+            delivery=delivery_of(row),
+            earlier=earlier.get(row.id, []),
+            buttons=_row_buttons(row, batch, actor),
+        )
         for row in shown
     ]
     return RowsTable(
@@ -309,12 +284,12 @@ def _rows_table(session: Session, batch_id: int, chosen: RowsFilter) -> RowsTabl
         filter=chosen,
         offset=offset,
         newer_url=(
-            chosen.url(batch_id, line=None, offset=max(offset - ROWS_PER_PAGE, 0) or None)
+            chosen.url(batch.id, line=None, offset=max(offset - ROWS_PER_PAGE, 0) or None)
             if offset
             else None
         ),
         older_url=(
-            chosen.url(batch_id, line=None, offset=offset + ROWS_PER_PAGE)
+            chosen.url(batch.id, line=None, offset=offset + ROWS_PER_PAGE)
             if len(found) > ROWS_PER_PAGE
             else None
         ),
@@ -381,6 +356,8 @@ def _batch_page(
     progress = batch_progress(session, batch, now=now)
     counts = batches.batch_counts(session, batch_id)
     summary = approval.summary(session, batch_id)
+    transfers = transfer_summary(session, batch_id)
+    unclaimed = sum(transfers[status] for status in CANCELLABLE)
     return _page(
         "batch.html",
         status_code=status.HTTP_409_CONFLICT if problem else status.HTTP_200_OK,
@@ -389,18 +366,22 @@ def _batch_page(
         progress=progress,
         counts=counts,
         row_states=list(RowState),
-        rows_table=_rows_table(session, batch_id, rows_filter or RowsFilter()),
+        rows_table=_rows_table(session, batch, login.actor, rows_filter or RowsFilter()),
         problem_lines=_problem_lines(session, batch_id),
         problem_rows=counts[RowState.INVALID] + counts[RowState.DUPLICATE],
         problem_rows_shown=PROBLEM_ROWS_SHOWN,
-        timeline=batch_timeline(session, batch, now=now),
+        timeline=batch_timeline(session, batch, now=now, redis_url=settings.redis_url),
         answer_classes=ANSWER_CLASSES,
         chart_width=CHART_WIDTH,
         chart_height=CHART_HEIGHT,
         failed_rows=batches.list_rows(
             session, batch_id=batch_id, state=RowState.FAILED, limit=FAILED_ROWS_SHOWN
         ),
-        actions=_actions(batch, progress, login.actor, summary.uploaded_by),
+        actions=_actions(batch, progress, login.actor, summary.uploaded_by, unclaimed=unclaimed),
+        unclaimed=unclaimed,
+        older_than_max_days=RECLAIM_OLDER_THAN_MAX_DAYS,
+        recipient_max_chars=RECIPIENT_MAX_CHARS,
+        message_max_chars=MESSAGE_MAX_CHARS,
         approval=summary,
         audit_entries=audit.entries(session, batch_id=batch_id, limit=AUDIT_ENTRIES_SHOWN),
         reason_max_chars=REJECT_REASON_MAX_CHARS,
@@ -419,10 +400,49 @@ def _refused(
     return _batch_page(session, settings, login, batch_id, problem=problem)
 
 
-def _back(batch_id: int, query: str = "") -> RedirectResponse:
+def _back(batch_id: int, counts: Mapping[str, int]) -> RedirectResponse:
+    query = urlencode(counts)
     return RedirectResponse(
-        f"/dashboard/batches/{batch_id}{query}", status_code=status.HTTP_303_SEE_OTHER
+        f"/dashboard/batches/{batch_id}{'?' + query if query else ''}",
+        status_code=status.HTTP_303_SEE_OTHER,
     )
+
+
+def _puts_rows_to_work(_result: object) -> bool:
+    return True
+
+
+def _no_counts(_result: object) -> Mapping[str, int]:
+    return {}
+
+
+def _act(
+    session: Session,
+    settings: Settings,
+    login: Login,
+    batch_id: int,
+    action: Callable[[], T],
+    *,
+    dispatch: Callable[[int], None] | None = None,
+    to_work: Callable[[T], bool] = _puts_rows_to_work,
+    counts: Callable[[T], Mapping[str, int]] = _no_counts,
+) -> Response:
+    """What a form's POST answers: ``action`` done and committed, then back to the batch
+    page (303) with ``counts(result)`` for its notice; or, when it is refused (the batch or
+    row no longer allows it, a new recipient fails the upload rules), nothing done and the
+    page with the problem (409).
+
+    ``dispatch`` is for an action that may put rows to work: it is called after the commit
+    when ``to_work(result)`` says this one did.
+    """
+    try:
+        result = action()
+    except (Conflict, UploadRejected) as exc:
+        return _refused(session, settings, login, batch_id, str(exc))
+    session.commit()
+    if dispatch is not None and to_work(result):
+        dispatch(batch_id)
+    return _back(batch_id, counts(result))
 
 
 @router.get("")
@@ -458,7 +478,10 @@ def batch_detail(
     login: LoginDep,
     batch_id: BatchId,
     retried: Annotated[int | None, Query(ge=0)] = None,
+    resent: Annotated[int | None, Query(ge=0)] = None,
+    reclaimed: Annotated[int | None, Query(ge=0)] = None,
     refused: Annotated[int, Query(ge=0)] = 0,
+    unsettled: Annotated[int, Query(ge=0)] = 0,
     state: Annotated[RowState | None, BeforeValidator(_blank_is_none)] = None,
     error_code: ErrorCodeFilter = None,
     line: Annotated[Line | None, BeforeValidator(_blank_is_none)] = None,
@@ -466,10 +489,16 @@ def batch_detail(
 ) -> HTMLResponse:
     """One batch: progress, counts by state, rate and ETA, the run as a chart, the rows
     (filtered by state and error code, or at one line), invalid rows and why, controls,
-    failures by code, audit."""
-    notice = {"retried": retried, "refused": refused} if retried is not None else None
+    failures by code, audit; after an action, a notice of what it did (the counts of its
+    redirect: ``retried``, ``resent`` or ``reclaimed``, with ``refused`` and ``unsettled``)."""
+    done = {"retried": retried, "resent": resent, "reclaimed": reclaimed}
+    notice = {action: count for action, count in done.items() if count is not None}
+    if notice:
+        notice |= {"refused": refused, "unsettled": unsettled}
     rows_filter = RowsFilter(state=state, error_code=error_code or None, line=line, offset=offset)
-    return _batch_page(session, settings, login, batch_id, rows_filter=rows_filter, notice=notice)
+    return _batch_page(
+        session, settings, login, batch_id, rows_filter=rows_filter, notice=notice or None
+    )
 
 
 @router.get("/batches/{batch_id}/report.csv")
@@ -489,14 +518,15 @@ def approve(
     batch_id: BatchId,
 ) -> Response:
     """Approve a batch awaiting approval: it goes on as its uploader asked."""
-    try:
-        state = operator_actions.approve(session, login.actor, batch_id=batch_id, now=utcnow())
-    except Conflict as exc:
-        return _refused(session, settings, login, batch_id, str(exc))
-    session.commit()
-    if state == BatchState.RUNNING:
-        dispatch(batch_id)
-    return _back(batch_id)
+    return _act(
+        session,
+        settings,
+        login,
+        batch_id,
+        lambda: operator_actions.approve(session, login.actor, batch_id=batch_id, now=utcnow()),
+        dispatch=dispatch,
+        to_work=lambda state: state == BatchState.RUNNING,
+    )
 
 
 @router.post("/batches/{batch_id}/reject", dependencies=[CheckedForm])
@@ -508,14 +538,15 @@ def reject(
     reason: Annotated[str, Form(min_length=1, max_length=REJECT_REASON_MAX_CHARS)],
 ) -> Response:
     """Reject a batch awaiting approval, with a reason: it is cancelled."""
-    try:
-        operator_actions.reject(
+    return _act(
+        session,
+        settings,
+        login,
+        batch_id,
+        lambda: operator_actions.reject(
             session, login.actor, batch_id=batch_id, reason=reason.strip(), now=utcnow()
-        )
-    except Conflict as exc:
-        return _refused(session, settings, login, batch_id, str(exc))
-    session.commit()
-    return _back(batch_id)
+        ),
+    )
 
 
 @router.post("/batches/{batch_id}/start", dependencies=[CheckedForm])
@@ -527,13 +558,14 @@ def start(
     batch_id: BatchId,
 ) -> Response:
     """Start sending a queued batch."""
-    try:
-        operator_actions.start(session, login.actor, batch_id=batch_id, now=utcnow())
-    except Conflict as exc:
-        return _refused(session, settings, login, batch_id, str(exc))
-    session.commit()
-    dispatch(batch_id)
-    return _back(batch_id)
+    return _act(
+        session,
+        settings,
+        login,
+        batch_id,
+        lambda: operator_actions.start(session, login.actor, batch_id=batch_id, now=utcnow()),
+        dispatch=dispatch,
+    )
 
 
 @router.post("/batches/{batch_id}/pause", dependencies=[CheckedForm])
@@ -541,14 +573,15 @@ def pause(
     session: SessionDep, settings: SettingsDep, login: LoginDep, batch_id: BatchId
 ) -> Response:
     """Stop taking new rows; rows in flight finish their step."""
-    try:
-        operator_actions.pause(
+    return _act(
+        session,
+        settings,
+        login,
+        batch_id,
+        lambda: operator_actions.pause(
             session, login.actor, batch_id=batch_id, reason=OPERATOR_PAUSE_REASON, now=utcnow()
-        )
-    except Conflict as exc:
-        return _refused(session, settings, login, batch_id, str(exc))
-    session.commit()
-    return _back(batch_id)
+        ),
+    )
 
 
 @router.post("/batches/{batch_id}/resume", dependencies=[CheckedForm])
@@ -560,13 +593,14 @@ def resume(
     batch_id: BatchId,
 ) -> Response:
     """Go on with a paused batch."""
-    try:
-        operator_actions.resume(session, login.actor, batch_id=batch_id, now=utcnow())
-    except Conflict as exc:
-        return _refused(session, settings, login, batch_id, str(exc))
-    session.commit()
-    dispatch(batch_id)
-    return _back(batch_id)
+    return _act(
+        session,
+        settings,
+        login,
+        batch_id,
+        lambda: operator_actions.resume(session, login.actor, batch_id=batch_id, now=utcnow()),
+        dispatch=dispatch,
+    )
 
 
 @router.post("/batches/{batch_id}/cancel", dependencies=[CheckedForm])
@@ -574,12 +608,13 @@ def cancel(
     session: SessionDep, settings: SettingsDep, login: LoginDep, batch_id: BatchId
 ) -> Response:
     """Stop the batch for good; rows not yet sent are cancelled."""
-    try:
-        operator_actions.cancel(session, login.actor, batch_id=batch_id, now=utcnow())
-    except Conflict as exc:
-        return _refused(session, settings, login, batch_id, str(exc))
-    session.commit()
-    return _back(batch_id)
+    return _act(
+        session,
+        settings,
+        login,
+        batch_id,
+        lambda: operator_actions.cancel(session, login.actor, batch_id=batch_id, now=utcnow()),
+    )
 
 
 @router.post("/batches/{batch_id}/retry", dependencies=[CheckedForm])
@@ -592,19 +627,89 @@ def retry(
     error_code: Annotated[str, Form()],
 ) -> Response:
     """Put the batch's failed rows with ``error_code`` back to work."""
-    try:
-        result = operator_actions.retry(
+    return _act(
+        session,
+        settings,
+        login,
+        batch_id,
+        lambda: operator_actions.retry(
             session,
             login.actor,
             batch_id=batch_id,
             vault=vault_from_settings(settings),
             error_codes=[error_code],
             now=utcnow(),
-        )
-    except Conflict as exc:
-        return _refused(session, settings, login, batch_id, str(exc))
-    session.commit()
-    if result.retried:
-        dispatch(batch_id)
-    refused = len(result.refused) + len(result.unreadable)
-    return _back(batch_id, f"?retried={len(result.retried)}&refused={refused}")
+        ),
+        dispatch=dispatch,
+        to_work=lambda result: bool(result.retried),
+        counts=lambda result: {
+            "retried": len(result.retried),
+            "refused": len(result.refused) + len(result.unreadable),
+        },
+    )
+
+
+@router.post("/batches/{batch_id}/rows/{row_id}/resend", dependencies=[CheckedForm])
+def resend(
+    session: SessionDep,
+    settings: SettingsDep,
+    dispatch: DispatchDep,
+    login: LoginDep,
+    batch_id: BatchId,
+    row_id: RowId,
+    recipient: Annotated[str, Form()] = "",
+    message: Annotated[str, Form()] = "",
+) -> Response:
+    """Send the row's loaded card again, to a corrected recipient, in a new transfer (never
+    a new load); an empty message keeps the row's. The recipient and message are checked
+    here, not by the form's schema, so a wrong one is shown on the page as the problem."""
+    return _act(
+        session,
+        settings,
+        login,
+        batch_id,
+        lambda: operator_actions.resend(
+            session,
+            login.actor,
+            batch_id=batch_id,
+            row_id=row_id,
+            to=new_recipient(recipient, message),
+            vault=vault_from_settings(settings),
+            now=utcnow(),
+        ),
+        dispatch=dispatch,
+        counts=lambda _nothing: {"resent": 1},
+    )
+
+
+@router.post("/batches/{batch_id}/reclaim", dependencies=[CheckedForm])
+def reclaim(
+    session: SessionDep,
+    settings: SettingsDep,
+    login: LoginDep,
+    batch_id: BatchId,
+    older_than_days: Annotated[int, Form(ge=0, le=RECLAIM_OLDER_THAN_MAX_DAYS)] = 0,
+    row_id: Annotated[int | None, Form(ge=1, le=ID_MAX)] = None,
+) -> Response:
+    """Cancel the batch's transfers nobody has claimed yet (sent more than
+    ``older_than_days`` ago; or only the one of ``row_id``), so their cards come back for a
+    resend. It answers once Centrapay has answered each cancel (see ``pipeline.reclaim``)."""
+    return _act(
+        session,
+        settings,
+        login,
+        batch_id,
+        lambda: reclaim_transfers(
+            session,
+            settings,
+            login.actor,
+            batch_id=batch_id,
+            older_than=timedelta(days=older_than_days),
+            row_ids=() if row_id is None else (row_id,),
+        ),
+        counts=lambda result: {
+            "reclaimed": len(result.reclaimed),
+            "refused": len(result.refused),
+            "unsettled": len(result.unsettled),
+        },
+    )

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Path, UploadFile
+from fastapi import APIRouter, File, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from distributor import batches, operator_actions
-from distributor.access.actors import Action, require
-from distributor.api.deps import ID_MAX, ActorDep, BatchId, DispatchDep, SessionDep, SettingsDep
+from distributor.access.actors import Action, Actor, require
+from distributor.api.deps import (
+    ID_MAX,
+    ActorDep,
+    BatchId,
+    DispatchDep,
+    RowId,
+    SessionDep,
+    SettingsDep,
+)
+from distributor.config import Settings
 from distributor.constants import MESSAGE_MAX_CHARS, PAGE_SIZE_MAX
 from distributor.errors import NotFound
 from distributor.ingest.corrections import new_recipient, read_corrections
@@ -18,11 +29,11 @@ from distributor.models import Row
 from distributor.pipeline import reclaim as reclaiming
 from distributor.pipeline import resend as resending
 from distributor.pipeline.clock import utcnow
+from distributor.pipeline.reclaim import ReclaimResult
 from distributor.vault import vault_from_settings
 
 router = APIRouter(prefix="/batches", tags=["transfers"])
 
-RowPath = Annotated[int, Path(ge=1, le=ID_MAX, description="the row's id")]
 RECIPIENT_MAX_CHARS = 320  # the width of rows.recipient
 OLDER_THAN_MAX_SECONDS = 10 * 365 * 86_400
 
@@ -58,7 +69,7 @@ def _row(session: SessionDep, batch_id: int, row_id: int) -> Row:
 
 @router.get("/{batch_id}/rows/{row_id}/transfers")
 def row_transfers(
-    session: SessionDep, actor: ActorDep, batch_id: BatchId, row_id: RowPath
+    session: SessionDep, actor: ActorDep, batch_id: BatchId, row_id: RowId
 ) -> dict[str, Any]:
     """The row, and every transfer it had before its current one (oldest first)."""
     require(actor, Action.READ)
@@ -77,7 +88,7 @@ def resend_row(
     settings: SettingsDep,
     dispatch: DispatchDep,
     batch_id: BatchId,
-    row_id: RowPath,
+    row_id: RowId,
     request: ResendRequest,
 ) -> dict[str, Any]:
     """A new transfer of the row's loaded card to a corrected recipient (422, 404, 409)."""
@@ -121,6 +132,35 @@ def resend_corrections(
     }
 
 
+def reclaim_transfers(
+    session: Session,
+    settings: Settings,
+    actor: Actor,
+    *,
+    batch_id: int,
+    older_than: timedelta,
+    row_ids: Sequence[int] = (),
+) -> ReclaimResult:
+    """Cancel the batch's unclaimed transfers within the request (see ``pipeline.reclaim``),
+    on a Centrapay client of its own on the shared bucket, closed after; for the API and the
+    dashboard. The role and the batch are checked before the client is made: a viewer gets
+    403 and a missing batch 404, not a 503 for a setting the client needs."""
+    require(actor, Action.RECLAIM)
+    batches.get_batch(session, batch_id)
+    client = reclaiming.reclaim_client(settings)
+    try:
+        return operator_actions.reclaim(
+            settings.database_url,
+            actor,
+            client=client,
+            batch_id=batch_id,
+            older_than=older_than,
+            row_ids=row_ids,
+        )
+    finally:
+        client.close()
+
+
 @router.post("/{batch_id}/reclaim")
 def reclaim(
     session: SessionDep,
@@ -130,21 +170,15 @@ def reclaim(
     request: ReclaimRequest | None = None,
 ) -> dict[str, Any]:
     """Cancel the batch's unclaimed transfers (synchronously: see ``pipeline.reclaim``)."""
-    require(actor, Action.RECLAIM)
-    batches.get_batch(session, batch_id)  # 404 before a setting the call needs is asked for
     chosen = request or ReclaimRequest()
-    client = reclaiming.reclaim_client(settings)
-    try:
-        result = operator_actions.reclaim(
-            settings.database_url,
-            actor,
-            client=client,
-            batch_id=batch_id,
-            older_than=timedelta(seconds=chosen.older_than_seconds),
-            row_ids=chosen.row_ids,
-        )
-    finally:
-        client.close()
+    result = reclaim_transfers(
+        session,
+        settings,
+        actor,
+        batch_id=batch_id,
+        older_than=timedelta(seconds=chosen.older_than_seconds),
+        row_ids=chosen.row_ids,
+    )
     return {
         "reclaimed": result.reclaimed,
         "refused": [{"row_id": row_id, "code": code} for row_id, code in result.refused.items()],

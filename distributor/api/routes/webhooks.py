@@ -26,7 +26,7 @@ from distributor.broker import make_celery, request_refresh
 from distributor.config import Settings
 from distributor.constants import REFRESH_KEY_PREFIX
 from distributor.db import session_scope
-from distributor.pipeline.tracking import find_tracked_row
+from distributor.pipeline.transfer_status import find_tracked_row
 
 WEBHOOK_MAX_BYTES = 64 * 1024
 """A transfer's JSON is well under 2 KiB; anything much larger is not from Centrapay."""

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from distributor.config import Settings
 from distributor.db import session_scope
 from distributor.models import AuditEntry, User
-from distributor.pipeline import batch_control
 from distributor.pipeline.clock import utcnow
+from distributor.pipeline.ready_rows import ready_row_ids
 from tests.integration.access.access_helpers import BIG, upload
 
 Clients = Callable[[str], httpx.Client]
@@ -112,10 +112,7 @@ def test_a_batch_over_the_threshold_waits_and_no_worker_touches_it(
     assert refused.status_code == 409
     assert "awaiting approval" in refused.json()["detail"]
     with session_scope(settings.database_url) as session:
-        assert (
-            batch_control.ready_row_ids(session, batch_id=None, now=utcnow(), after_id=0, limit=10)
-            == []
-        )
+        assert ready_row_ids(session, batch_id=None, now=utcnow(), after_id=0, limit=10) == []
 
 
 def test_the_uploader_cannot_approve_their_own_batch_another_approver_can(

@@ -10,22 +10,24 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from distributor.api.routes.dashboard import form_token
+from distributor.api.deps import form_token
 from distributor.config import Settings
 from distributor.constants import BatchState
 from distributor.db import session_scope
-from distributor.models import AuditEntry, Batch
+from distributor.models import AuditEntry, Batch, Row
 from tests.integration.access.access_helpers import BIG, upload
-from tests.integration.dashboard.dashboard_helpers import FORM_TOKEN, specs, store_batch
+from tests.integration.dashboard.dashboard_helpers import FORM_TOKEN, Spec, specs, store_batch
 
 Clients = Callable[[str], httpx.Client]
-FORM_ACTION = re.compile(r'<form method="post" action="/dashboard/batches/\d+/(\w+)"')
+FORM_ACTION = re.compile(r'<form method="post" action="/dashboard/batches/\d+/(?:rows/\d+/)?(\w+)"')
 AUDIT_ROW = re.compile(
     r"<tr>\s*<td>[^<]*</td>\s*<td>([^<]+?) <span class=\"muted\">\((\w+)\)</span></td>\s*"
     r"<td><code>([\w.]+)</code></td>"
 )
 STEERING = {"start", "pause", "resume", "cancel", "retry"}
 DECIDING = {"approve", "reject"}
+AFTER_SEND = {"resend", "reclaim"}
+CORRECTED = "+64221119876"
 
 
 @pytest.fixture
@@ -82,6 +84,26 @@ def _steerable_batches(settings: Settings) -> dict[str, int]:
     }
 
 
+def _after_send_batch(settings: Settings) -> tuple[int, int]:
+    """A done batch with a returned card (to resend) and an unclaimed transfer (to
+    reclaim); its id and the returned row's."""
+    batch_id = store_batch(
+        settings,
+        [
+            Spec(state="sent", asset_id="asset-1", transfer_status="returned"),
+            Spec(state="sent", asset_id="asset-2", transfer_status="sent"),
+        ],
+        state=BatchState.DONE,
+        batch_index=5,
+    )
+    with session_scope(settings.database_url) as session:
+        returned = session.scalar(
+            select(Row.id).where(Row.batch_id == batch_id, Row.transfer_status == "returned")
+        )
+    assert returned is not None
+    return batch_id, returned
+
+
 def test_a_viewer_sees_no_start_pause_resume_cancel_or_retry_button_an_operator_does(
     settings: Settings, browser_for: Clients
 ) -> None:
@@ -95,6 +117,18 @@ def test_a_viewer_sees_no_start_pause_resume_cancel_or_retry_button_an_operator_
     assert shown["viewer"] == set()
     assert shown["operator"] == STEERING
     assert "report.csv" in _page(browser_for("viewer"), made["done"])
+
+
+def test_a_viewer_sees_no_resend_or_reclaim_control_an_operator_does(
+    settings: Settings, browser_for: Clients
+) -> None:
+    batch_id, _returned = _after_send_batch(settings)
+    viewer_page = _page(browser_for("viewer"), batch_id)
+    assert _buttons(viewer_page) == set()
+    assert 'id="reclaim"' not in viewer_page
+    operator_page = _page(browser_for("operator"), batch_id)
+    assert _buttons(operator_page) == AFTER_SEND
+    assert 'id="reclaim"' in operator_page
 
 
 def test_an_operator_sees_no_approve_or_reject_button_another_approver_does(
@@ -123,6 +157,8 @@ def test_an_operator_sees_no_approve_or_reject_button_another_approver_does(
         ("viewer", "retry", {"error_code": "UNKNOWN_ASSET"}),
         ("viewer", "approve", {}),
         ("viewer", "reject", {"reason": "no"}),
+        ("viewer", "resend", {"recipient": CORRECTED}),
+        ("viewer", "reclaim", {"older_than_days": "0"}),
         ("operator", "approve", {}),
         ("operator", "reject", {"reason": "no"}),
     ],
@@ -136,8 +172,12 @@ def test_a_dashboard_form_post_by_a_role_that_may_not_is_refused_403_with_no_aud
     action: str,
     form: dict[str, str],
 ) -> None:
+    path = action
     if action in DECIDING:
         batch_id = upload(client_for("approver"), BIG).json()["id"]
+    elif action in AFTER_SEND:
+        batch_id, returned = _after_send_batch(settings)
+        path = f"rows/{returned}/resend" if action == "resend" else action
     else:
         batch_id = _steerable_batches(settings)[
             {"start": "queued", "pause": "queued", "resume": "paused"}.get(action, "done")
@@ -149,7 +189,7 @@ def test_a_dashboard_form_post_by_a_role_that_may_not_is_refused_403_with_no_aud
     csrf = form_token(settings, tokens[role], now=time.time())
     state, entries = _state(settings, batch_id), _audit_count(settings)
     answer = browser.post(
-        f"/dashboard/batches/{batch_id}/{action}", data={"csrf_token": csrf, **form}
+        f"/dashboard/batches/{batch_id}/{path}", data={"csrf_token": csrf, **form}
     )
     assert answer.status_code == 403, answer.text
     assert answer.json()["detail"] == (

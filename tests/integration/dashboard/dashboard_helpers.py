@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 
 from distributor.config import Settings
 from distributor.constants import BatchState, RowState
 from distributor.db import session_scope
+from distributor.pipeline.clock import utcnow
 from distributor.vault import vault_from_settings
 from tests.factories import make_batch, make_row
 
@@ -19,13 +20,16 @@ FORM_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 @dataclass(frozen=True, kw_only=True)
 class Spec:
-    """One row to store: its state, and for a failed row its error."""
+    """One row to store: its state, for a failed row its error, for a sent row the status
+    of its transfer (the row then has a transfer id, sent a minute ago)."""
 
     state: str
     error_code: str | None = None
     error_detail: str | None = None
     message: str = "Hello"
     asset_id: str | None = None
+    transfer_status: str | None = None
+    ambiguous: bool = False
 
 
 def card_for(batch_index: int, line: int) -> str:
@@ -66,6 +70,11 @@ def store_batch(
             row.error_detail = spec.error_detail
             row.message = spec.message
             row.asset_id = spec.asset_id
+            row.ambiguous = spec.ambiguous
+            if spec.transfer_status is not None:
+                row.transfer_id = f"T-{batch_index}-{line}"
+                row.transfer_status = spec.transfer_status
+                row.sent_at = utcnow() - timedelta(minutes=1)
             if spec.state in (RowState.LOADED, RowState.SENT):
                 row.pin_enc = None
         batch.total_rows = len(specs)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from distributor.api.routes.dashboard import FORM_TOKEN_TTL_SECONDS, form_token
+from distributor.api.deps import FORM_TOKEN_TTL_SECONDS, form_token
 from distributor.config import Settings
 from distributor.constants import BatchState
 from tests.conftest import TEST_API_TOKEN

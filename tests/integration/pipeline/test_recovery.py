@@ -18,9 +18,10 @@ from centrapay_sandbox.server import SandboxHandle
 from distributor.config import Settings
 from distributor.db import session_scope
 from distributor.models import Row
-from distributor.pipeline import batch_control, transitions
+from distributor.pipeline import transitions
 from distributor.pipeline.clock import utcnow
 from distributor.pipeline.context import PipelineContext, build_context
+from distributor.pipeline.retry import retry
 from distributor.pipeline.single_call import TWO_STEP_NOTICE
 from distributor.pipeline.steps import advance_row
 from distributor.pipeline.transfer_ids import SYNC_MAX_PAGES, sync_transfer_ids
@@ -371,7 +372,7 @@ def test_a_worker_that_loses_the_lease_mid_step_makes_no_further_call(
 
 def _retry(settings: Settings, batch_id: int) -> None:
     with session_scope(settings.database_url) as session:
-        result = batch_control.retry(
+        result = retry(
             session, batch_id=batch_id, vault=vault_from_settings(settings), now=utcnow()
         )
     assert result.retried

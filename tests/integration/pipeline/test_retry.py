@@ -6,8 +6,8 @@ from distributor.batches import get_batch
 from distributor.config import Settings
 from distributor.constants import RowState
 from distributor.db import session_scope
-from distributor.pipeline import batch_control
 from distributor.pipeline.clock import utcnow
+from distributor.pipeline.retry import retry
 from distributor.vault import make_vault, vault_from_settings
 from tests.factories import load_row, make_batch, make_row
 
@@ -24,7 +24,7 @@ def test_retry_resumes_each_row_at_the_step_that_failed(settings: Settings) -> N
         )
         loaded.asset_id = "asset-1"
     with session_scope(settings.database_url) as session:
-        result = batch_control.retry(session, batch_id=batch.id, vault=vault, now=utcnow())
+        result = retry(session, batch_id=batch.id, vault=vault, now=utcnow())
         states = {row_id: load_row(session, row_id).state for row_id in (unloaded.id, loaded.id)}
         batch_state = get_batch(session, batch.id).state
     assert sorted(result.retried) == sorted([unloaded.id, loaded.id])
@@ -43,7 +43,7 @@ def test_a_row_whose_card_no_secret_can_read_is_reported_not_retried(settings: S
             state=RowState.FAILED,
         )
     with session_scope(settings.database_url) as session:
-        result = batch_control.retry(
+        result = retry(
             session, batch_id=batch.id, vault=vault_from_settings(settings), now=utcnow()
         )
         state = load_row(session, lost.id).state

@@ -21,6 +21,7 @@ from distributor.db import session_scope
 from distributor.errors import Conflict
 from distributor.pipeline import batch_control
 from distributor.pipeline.clock import utcnow
+from distributor.pipeline.retry import RetryResult, retry
 from distributor.vault import vault_from_settings
 from tests.factories import make_batch, make_row
 
@@ -95,7 +96,7 @@ def test_a_retry_racing_the_batch_finish_leaves_no_done_batch_holding_rows_to_se
     # The last row has just failed; the worker's finish and an operator's retry meet.
     batch_id = _batch_with_rows(settings, [RowState.SENT, RowState.FAILED])
     with session_scope(settings.database_url) as retrying:
-        result = batch_control.retry(
+        result = retry(
             retrying, batch_id=batch_id, vault=vault_from_settings(settings), now=utcnow()
         )
         assert len(result.retried) == 1
@@ -123,11 +124,9 @@ def test_a_retry_after_the_batch_finished_opens_it_again(settings: Settings) -> 
         assert get_batch(session, batch_id).state == BatchState.RUNNING
 
 
-def _retry_committed(settings: Settings, batch_id: int) -> batch_control.RetryResult:
+def _retry_committed(settings: Settings, batch_id: int) -> RetryResult:
     with session_scope(settings.database_url) as session:
-        return batch_control.retry(
-            session, batch_id=batch_id, vault=vault_from_settings(settings), now=utcnow()
-        )
+        return retry(session, batch_id=batch_id, vault=vault_from_settings(settings), now=utcnow())
 
 
 def test_a_cancel_racing_the_batch_completion_leaves_the_batch_done(settings: Settings) -> None:

@@ -20,8 +20,8 @@ from distributor.errors import DistributorError
 from distributor.ingest import DUPLICATE_LIVE
 from distributor.keys import Keyring, RotationReport, keyring_from_settings, rotate_keys
 from distributor.models import Base
-from distributor.pipeline import batch_control
 from distributor.pipeline.clock import utcnow
+from distributor.pipeline.retry import retry
 from distributor.vault import Vault, make_vault, vault_from_settings
 from tests.conftest import TEST_SECRET_KEY
 from tests.factories import make_batch, make_row
@@ -262,7 +262,7 @@ def test_retry_before_rotation_refuses_a_row_whose_card_went_live_under_the_new_
     rotating = under(settings, NEW, OLD)
     upload(settings.database_url, vault_from_settings(rotating), FOUR_CARDS)
     with session_scope(settings.database_url) as session:
-        result = batch_control.retry(
+        result = retry(
             session, batch_id=first.batch_id, vault=vault_from_settings(rotating), now=utcnow()
         )
     assert len(result.refused) == 4
@@ -278,7 +278,7 @@ def test_after_rotation_retry_refuses_a_row_whose_card_went_live_under_the_new_s
     upload(settings.database_url, vault_from_settings(rotating), FOUR_CARDS)
     rotate_keys(settings.database_url, keyring=keyring_from_settings(rotating))
     with session_scope(settings.database_url) as session:
-        result = batch_control.retry(
+        result = retry(
             session, batch_id=first.batch_id, vault=vault_from_settings(rotating), now=utcnow()
         )
     assert (len(result.retried), len(result.refused)) == (0, 4)

@@ -13,6 +13,7 @@ from distributor.errors import TokenWaitTooLong
 from distributor.pipeline import tracking
 from distributor.pipeline.clock import utcnow
 from distributor.pipeline.context import PipelineContext
+from distributor.pipeline.transfer_status import due_for_poll, record_transfer_status
 from distributor.ratelimit.local import LocalTokenBucket
 from tests.factories import make_batch
 from tests.integration.tracking.conftest import MakeContext
@@ -103,7 +104,7 @@ def test_a_recorded_status_only_ever_moves_forward(
 ) -> None:
     row_id = stored_row(settings, card=card(1), transfer_id="T1", status=stored)
     with session_scope(settings.database_url) as session:
-        recorded = tracking.record_transfer_status(
+        recorded = record_transfer_status(
             session, row_id=row_id, transfer_id="T1", status=answered, now=utcnow()
         )
     assert recorded == kept
@@ -117,7 +118,7 @@ def test_only_a_sent_row_holding_that_transfer_gets_a_status(settings: Settings)
     sent = stored_row(settings, card=card(2), transfer_id="T2", status="sent")
     with session_scope(settings.database_url) as session:
         for row_id in (loaded, sent):
-            recorded = tracking.record_transfer_status(
+            recorded = record_transfer_status(
                 session, row_id=row_id, transfer_id="T1", status="claimed", now=utcnow()
             )
             assert recorded is None
@@ -179,7 +180,7 @@ def test_which_rows_are_due_for_a_poll(
         checked_ago=checked_ago,
     )
     with session_scope(settings.database_url) as session:
-        found = tracking.due_for_poll(session, now=utcnow(), interval=INTERVAL, limit=10)
+        found = due_for_poll(session, now=utcnow(), interval=INTERVAL, limit=10)
     assert (row_id in found) == due
 
 
@@ -191,7 +192,7 @@ def test_rows_due_for_a_poll_come_oldest_first_and_no_more_than_the_limit(
     older = stored_row(settings, card=card(2), status="sent", sent_ago=hour, checked_ago=hour / 2)
     stored_row(settings, card=card(3), status="sent", sent_ago=hour, checked_ago=10 * MINUTE)
     with session_scope(settings.database_url) as session:
-        due = tracking.due_for_poll(session, now=utcnow(), interval=INTERVAL, limit=2)
+        due = due_for_poll(session, now=utcnow(), interval=INTERVAL, limit=2)
     assert due == [oldest, older]
 
 

@@ -15,9 +15,9 @@ from distributor.config import Settings
 from distributor.constants import CONTROL_QUEUE, RowState
 from distributor.db import session_scope
 from distributor.models import Batch, Row
-from distributor.pipeline import tracking
 from distributor.pipeline.clock import utcnow
 from distributor.pipeline.context import PipelineContext
+from distributor.pipeline.transfer_status import transfer_summary
 from distributor.vault import vault_from_settings
 from tests.factories import load_row, make_batch, make_row
 
@@ -92,7 +92,7 @@ def set_status(settings: Settings, row_id: int, status: str | None) -> None:
 def summary(settings: Settings, batch_id: int) -> dict[str, int]:
     """The batch's sent rows by transfer status."""
     with session_scope(settings.database_url) as session:
-        return tracking.transfer_summary(session, batch_id)
+        return transfer_summary(session, batch_id)
 
 
 def checked_at(settings: Settings, row_id: int) -> datetime | None:
