@@ -396,8 +396,10 @@ def _mark_sent(
             transfer_status=None if transfer is None else transfer.status,
             now=utcnow(),
         )
+        others_wait = moved and batch_control.has_waiting_rows(session, batch_id=claim.batch_id)
     _finish_step(claim, moved, "sent" if transfer is not None else "sent_transfer_id_pending")
-    _finish_batch_if_settled(ctx, claim.batch_id)
+    if not others_wait:
+        _finish_batch_if_settled(ctx, claim.batch_id)
     raise _Stop(None)
 
 

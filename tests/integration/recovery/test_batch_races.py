@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+import pytest
 from sqlalchemy import text
 
 from distributor.batches import batch_counts, get_batch
@@ -156,3 +157,49 @@ def test_a_cancel_of_a_running_batch_cancels_its_waiting_rows(settings: Settings
     with session_scope(settings.database_url) as session:
         assert get_batch(session, batch_id).state == BatchState.CANCELLED
         assert batch_counts(session, batch_id)[RowState.CANCELLED] == 1
+
+
+def _waiting(settings: Settings, batch_id: int) -> bool:
+    with session_scope(settings.database_url) as session:
+        return batch_control.has_waiting_rows(session, batch_id=batch_id)
+
+
+@pytest.mark.parametrize(
+    ("states", "waits"),
+    [
+        ([RowState.SENT, RowState.PENDING], True),
+        ([RowState.SENT, RowState.LOADED], True),
+        ([RowState.SENT, RowState.LOADING, RowState.TRANSFERRING, RowState.FAILED], False),
+    ],
+)
+def test_a_settling_row_skips_the_finish_check_only_while_a_row_waits_for_a_step(
+    settings: Settings, states: list[str], waits: bool
+) -> None:
+    """A waiting row makes the check itself when it settles; a row in flight may be
+    settling at this very moment, seeing this row in flight too: both must check."""
+    assert _waiting(settings, _batch_with_rows(settings, states)) is waits
+
+
+def test_the_last_two_rows_settling_at_once_close_the_batch(settings: Settings) -> None:
+    """Each row's transaction sees the other in flight (uncommitted): neither skips the
+    check made after its commit, and the later one closes the batch."""
+    batch_id = _batch_with_rows(settings, [RowState.TRANSFERRING, RowState.TRANSFERRING])
+    with session_scope(settings.database_url) as session:
+        first, second = session.scalars(
+            text("SELECT id FROM rows WHERE batch_id = :b ORDER BY id"), {"b": batch_id}
+        ).all()
+    settle = "UPDATE rows SET state = 'sent' WHERE id = :id"
+    with (
+        session_scope(settings.database_url) as one,
+        session_scope(settings.database_url) as two,
+    ):
+        one.execute(text(settle), {"id": first})
+        two.execute(text(settle), {"id": second})
+        skips = [
+            batch_control.has_waiting_rows(one, batch_id=batch_id),
+            batch_control.has_waiting_rows(two, batch_id=batch_id),
+        ]
+    assert skips == [False, False]
+    assert _finish(settings, batch_id)
+    with session_scope(settings.database_url) as session:
+        assert get_batch(session, batch_id).state == BatchState.DONE
