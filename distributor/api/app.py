@@ -14,6 +14,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from distributor.api.error_statuses import ERROR_STATUSES
 from distributor.api.routes import (
     audit,
     batches,
@@ -26,15 +27,6 @@ from distributor.api.routes import (
 )
 from distributor.broker import batch_dispatcher, make_celery
 from distributor.config import Settings, get_settings
-from distributor.errors import (
-    BucketUnavailable,
-    CentrapayError,
-    ConfigError,
-    Conflict,
-    Forbidden,
-    NotFound,
-    UploadRejected,
-)
 
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 """Room around the largest file in an upload's body: boundaries, part headers, form fields."""
@@ -79,15 +71,8 @@ def create_app(settings: Settings, *, dispatch: Callable[[int], None]) -> FastAP
     app.state.settings = settings
     app.state.dispatch = dispatch
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(UploadRejected, _error(status.HTTP_422_UNPROCESSABLE_CONTENT))
-    app.add_exception_handler(NotFound, _error(status.HTTP_404_NOT_FOUND))
-    app.add_exception_handler(Conflict, _error(status.HTTP_409_CONFLICT))
-    app.add_exception_handler(Forbidden, _error(status.HTTP_403_FORBIDDEN))
-    # Reclaim calls Centrapay within the request: a setting it needs is missing, the
-    # rate-limit store is down (503), or Centrapay refused the key (502).
-    app.add_exception_handler(ConfigError, _error(status.HTTP_503_SERVICE_UNAVAILABLE))
-    app.add_exception_handler(BucketUnavailable, _error(status.HTTP_503_SERVICE_UNAVAILABLE))
-    app.add_exception_handler(CentrapayError, _error(status.HTTP_502_BAD_GATEWAY))
+    for error, status_code in ERROR_STATUSES.items():
+        app.add_exception_handler(error, _error(status_code))
     app.include_router(health.router)
     app.include_router(batches.router)
     app.include_router(reports.router)

@@ -205,6 +205,13 @@ def _present(devtools: DevTools, selector: str) -> bool:
     return bool(devtools.evaluate(f"document.querySelector({json.dumps(selector)}) !== null"))
 
 
+def _save_screenshot(devtools: DevTools, path: Path) -> None:
+    """A PNG of the whole page as it is now, written to ``path``."""
+    shot = devtools.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(base64.b64decode(shot["data"]))
+
+
 def test_an_operator_cannot_approve_her_batch_a_second_user_approves_it_and_it_starts(
     settings: Settings, devtools: DevTools
 ) -> None:
@@ -271,9 +278,7 @@ def test_an_operator_cannot_approve_her_batch_a_second_user_approves_it_and_it_s
         )
         assert audit_rows == [["april (approver)", "approve"], ["olive (operator)", "upload"]]
         assert dispatched == [batch_id]
-        shot = devtools.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-    APPROVAL_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    APPROVAL_SCREENSHOT.write_bytes(base64.b64decode(shot["data"]))
+        _save_screenshot(devtools, APPROVAL_SCREENSHOT)
 
 
 def test_an_operator_retries_one_error_group_from_the_batch_page(
@@ -306,9 +311,7 @@ def test_an_operator_retries_one_error_group_from_the_batch_page(
         notice = devtools.evaluate("document.querySelector('.notice').textContent")
         assert "3 rows put back to work" in notice
         assert devtools.evaluate("document.querySelector('.state').textContent") == "running"
-        shot = devtools.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    SCREENSHOT.write_bytes(base64.b64decode(shot["data"]))
+        _save_screenshot(devtools, SCREENSHOT)
 
 
 def test_an_operator_reads_the_run_chart_the_invalid_rows_and_filters_the_rows_table(
@@ -390,9 +393,7 @@ def test_an_operator_reads_the_run_chart_the_invalid_rows_and_filters_the_rows_t
 
         _load(devtools, f"{page}?line=35")
         assert _text(devtools, "#rows-table tr.found td") == "35"
-        shot = devtools.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-    ROWS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    ROWS_SCREENSHOT.write_bytes(base64.b64decode(shot["data"]))
+        _save_screenshot(devtools, ROWS_SCREENSHOT)
 
 
 def test_an_operator_resends_a_card_from_the_rows_table_and_finds_the_reclaim_controls(
@@ -433,7 +434,7 @@ def test_an_operator_resends_a_card_from_the_rows_table_and_finds_the_reclaim_co
         )
         _click(devtools, f"{first_resend} button")
         devtools.wait_for("Page.loadEventFired")
-        assert devtools.wait_for_response(resend_url)["status"] == 409
+        assert devtools.wait_for_response(resend_url)["status"] == 422
         assert _text(devtools, ".problem") == "recipientAlias: not a valid NZ phone number"
 
         devtools.evaluate(
@@ -449,6 +450,4 @@ def test_an_operator_resends_a_card_from_the_rows_table_and_finds_the_reclaim_co
 
         _click(devtools, "#reclaim summary")
         assert devtools.evaluate("document.querySelector('#reclaim').open") is True
-        shot = devtools.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-    AFTER_SEND_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    AFTER_SEND_SCREENSHOT.write_bytes(base64.b64decode(shot["data"]))
+        _save_screenshot(devtools, AFTER_SEND_SCREENSHOT)

@@ -48,6 +48,7 @@ from distributor.api.deps import (
     SettingsDep,
     form_token,
 )
+from distributor.api.error_statuses import status_for
 from distributor.api.routes import reports
 from distributor.api.routes.batches import ErrorCodeFilter
 from distributor.api.routes.transfers import (
@@ -58,7 +59,14 @@ from distributor.api.routes.transfers import (
 from distributor.config import Settings
 from distributor.constants import MESSAGE_MAX_CHARS, BatchState, RowState
 from distributor.delivery import delivery_of
-from distributor.errors import Conflict, UploadRejected
+from distributor.errors import (
+    BucketUnavailable,
+    CentrapayError,
+    ConfigError,
+    Conflict,
+    DistributorError,
+    UploadRejected,
+)
 from distributor.ingest.columns import OPTIONAL_COLUMNS, POSITIONAL_COLUMNS
 from distributor.ingest.corrections import new_recipient
 from distributor.models import Batch, Row, RowTransfer
@@ -350,6 +358,7 @@ def _batch_page(
     rows_filter: RowsFilter | None = None,
     notice: dict[str, int] | None = None,
     problem: str | None = None,
+    problem_status: int = status.HTTP_409_CONFLICT,
 ) -> HTMLResponse:
     batch = batches.get_batch(session, batch_id)
     now = utcnow()
@@ -360,7 +369,7 @@ def _batch_page(
     unclaimed = sum(transfers[status] for status in CANCELLABLE)
     return _page(
         "batch.html",
-        status_code=status.HTTP_409_CONFLICT if problem else status.HTTP_200_OK,
+        status_code=problem_status if problem else status.HTTP_200_OK,
         actor=login.actor,
         batch=batch,
         progress=progress,
@@ -394,10 +403,18 @@ def _batch_page(
 
 
 def _refused(
-    session: Session, settings: Settings, login: Login, batch_id: int, problem: str
+    session: Session, settings: Settings, login: Login, batch_id: int, error: DistributorError
 ) -> HTMLResponse:
+    """The batch page showing why the action was not done, with the API's status for it."""
     session.rollback()
-    return _batch_page(session, settings, login, batch_id, problem=problem)
+    return _batch_page(
+        session,
+        settings,
+        login,
+        batch_id,
+        problem=str(error),
+        problem_status=status_for(error),
+    )
 
 
 def _back(batch_id: int, counts: Mapping[str, int]) -> RedirectResponse:
@@ -429,16 +446,17 @@ def _act(
 ) -> Response:
     """What a form's POST answers: ``action`` done and committed, then back to the batch
     page (303) with ``counts(result)`` for its notice; or, when it is refused (the batch or
-    row no longer allows it, a new recipient fails the upload rules), nothing done and the
-    page with the problem (409).
+    row no longer allows it, a new recipient fails the upload rules, reclaim cannot reach
+    Centrapay's settings, the rate-limit store or Centrapay itself), nothing done and the
+    page with the problem, with the status the API answers for it (409, 422, 503, 502).
 
     ``dispatch`` is for an action that may put rows to work: it is called after the commit
     when ``to_work(result)`` says this one did.
     """
     try:
         result = action()
-    except (Conflict, UploadRejected) as exc:
-        return _refused(session, settings, login, batch_id, str(exc))
+    except (Conflict, UploadRejected, ConfigError, BucketUnavailable, CentrapayError) as exc:
+        return _refused(session, settings, login, batch_id, exc)
     session.commit()
     if dispatch is not None and to_work(result):
         dispatch(batch_id)

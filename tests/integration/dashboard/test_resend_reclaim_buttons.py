@@ -133,7 +133,7 @@ def test_a_resend_to_a_number_or_message_an_upload_would_refuse_shows_the_proble
     batch_id = store_batch(settings, [RETURNED], state=BatchState.DONE)
     row_id = _only_row(settings, batch_id).id
     answer = _resend(browser, batch_id, row_id, recipient, message=message)
-    assert answer.status_code == 409
+    assert answer.status_code == 422  # as the API answers it
     assert answer.headers["content-type"].startswith("text/html")
     assert '<section class="problem" role="alert">' + problem in answer.text
     assert _only_row(settings, batch_id).state == RowState.SENT
@@ -188,3 +188,22 @@ def test_a_resend_or_reclaim_with_a_stale_form_token_is_refused(
     assert "reload the page" in answer.json()["detail"]
     assert _only_row(settings, batch_id).transfer_status == spec.transfer_status
     assert _audited(settings, action) == 0
+
+
+def test_a_reclaim_that_cannot_reach_centrapay_shows_why_on_the_batch_page(
+    settings: Settings, browser: httpx.Client
+) -> None:
+    """These settings name no Centrapay: the page says what is missing, with the API's 503."""
+    assert settings.centrapay_base_url is None
+    batch_id = store_batch(settings, [UNCLAIMED], state=BatchState.DONE)
+    row_id = _only_row(settings, batch_id).id
+    page = browser.get(f"/dashboard/batches/{batch_id}")
+    answer = browser.post(
+        f"/dashboard/batches/{batch_id}/reclaim",
+        data={"csrf_token": form_token_of(page), "row_id": str(row_id)},
+    )
+    assert answer.status_code == 503
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "CENTRAPAY_BASE_URL" in answer.text
+    assert _only_row(settings, batch_id).transfer_status == UNCLAIMED.transfer_status
+    assert _audited(settings, "reclaim") == 0
