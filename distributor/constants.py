@@ -20,7 +20,7 @@ QUEUE_SENTINEL_KEY = REDIS_PREFIX + "queue-sentinel"
 flush, failover to an empty replica) and with it every queued message."""
 
 CELERY_QUEUE = "distributor"
-"""The row queue: ``distributor.load_and_transfer`` messages, each the ids of rows of a batch."""
+"""The row queue: one ``distributor.load_and_transfer`` message per row."""
 CONTROL_QUEUE = "distributor.control"
 """Sweeps, transfer polls, webhook refreshes, batch dispatch: never behind a row backlog."""
 WORKER_QUEUES = (CELERY_QUEUE, CONTROL_QUEUE)

@@ -191,27 +191,14 @@ def _close_context(**_kwargs: Any) -> None:
 
 @app.task(name=ROW_TASK, **_ROW_RETRY_ON_DATABASE)
 @_database_guarded
-def load_and_transfer(*, batch_id: int, row_ids: list[int]) -> None:
-    """Advance each row of batch ``batch_id`` in turn: load its card, then transfer it.
-
-    A database outage retries the whole message (rows already settled are skipped by
-    their claim); any other error sends the rows not yet advanced in a message of their
-    own before it is raised, so they do not wait for the sweeper.
-    """
-    context = pipeline_context()
-    for index, row_id in enumerate(row_ids):
-        try:
-            with _database_errors(), on_behalf_of(batch_id):
-                delay = advance_row(context, row_id)
-        except DatabaseUnavailable:
-            raise
-        except Exception:
-            row_queue.submit([(left, batch_id) for left in row_ids[index + 1 :]])
-            raise
-        if delay is not None and delay <= MAX_COUNTDOWN_SECONDS:
-            # A row under way comes back ahead of the backlog of rows not started: its
-            # answer may have been lost, and the sooner it is looked up, the surer the lookup.
-            row_queue.submit([(row_id, batch_id)], countdown=delay, urgent=True)
+def load_and_transfer(*, row_id: int, batch_id: int) -> None:
+    """Advance one row of batch ``batch_id``: load its card, then transfer it."""
+    with on_behalf_of(batch_id):
+        delay = advance_row(pipeline_context(), row_id)
+    if delay is not None and delay <= MAX_COUNTDOWN_SECONDS:
+        # A row under way comes back ahead of the backlog of rows not started: its answer
+        # may have been lost, and the sooner it is looked up, the surer the lookup.
+        row_queue.submit([(row_id, batch_id)], countdown=delay, urgent=True)
 
 
 @app.task(name=DISPATCH_TASK, **_RETRY_ON_DATABASE)
