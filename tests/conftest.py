@@ -125,9 +125,8 @@ def redis_url(redis_base_url: str) -> Iterator[str]:
     client.close()
 
 
-@pytest.fixture
-def settings(database_url: str, redis_url: str) -> Settings:
-    """Settings for a test: its own database, the test Redis, known secrets, no .env file."""
+def settings_for(database_url: str, redis_url: str) -> Settings:
+    """Settings on this database and Redis with the test secrets and no .env file."""
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         database_url=database_url,
@@ -137,6 +136,12 @@ def settings(database_url: str, redis_url: str) -> Settings:
         centrapay_api_key=SANDBOX_KEY,  # type: ignore[arg-type]
         centrapay_account_id=SANDBOX_ACCOUNT,
     )
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str) -> Settings:
+    """Settings for a test: its own database, the test Redis, known secrets, no .env file."""
+    return settings_for(database_url, redis_url)
 
 
 @pytest.fixture

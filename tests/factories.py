@@ -1,6 +1,9 @@
-"""Rows and batches written straight to the database, for tests of what comes after ingest."""
+"""Rows and batches written straight to the database, for tests of what comes after ingest,
+and files stored through ingest as an upload stores them."""
 
 from __future__ import annotations
+
+import io
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -8,6 +11,7 @@ from sqlalchemy.orm import Session
 from distributor.config import Settings
 from distributor.constants import BatchState, RowState
 from distributor.db import session_scope
+from distributor.ingest import BatchOptions, IngestResult, ingest_csv
 from distributor.models import Batch, Row
 from distributor.pipeline import batch_control
 from distributor.pipeline.clock import utcnow
@@ -78,3 +82,24 @@ def load_row(session: Session, row_id: int) -> Row:
     """The row, fresh from the database."""
     statement = select(Row).where(Row.id == row_id).execution_options(populate_existing=True)
     return session.execute(statement).scalar_one()
+
+
+def ingest_bytes(
+    database_url: str,
+    data: bytes,
+    *,
+    vault: Vault,
+    options: BatchOptions,
+    max_rows: int,
+    pin_required: bool = True,
+) -> IngestResult:
+    """Store ``data`` as a batch through ``ingest_csv``, in a transaction of its own."""
+    with session_scope(database_url) as session:
+        return ingest_csv(
+            io.BytesIO(data),
+            session=session,
+            vault=vault,
+            options=options,
+            max_rows=max_rows,
+            pin_required=pin_required,
+        )

@@ -1,4 +1,5 @@
-"""Real processes for tests: a Celery worker or beat started as ``python -m distributor``."""
+"""Real processes for tests: a Celery worker or beat started as ``python -m distributor``,
+and a command run to its end."""
 
 from __future__ import annotations
 
@@ -34,6 +35,22 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
             env[field.upper()] = secret.get_secret_value()
     env.update(extra)
     return env
+
+
+def run_distributor(
+    *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 120.0
+) -> subprocess.CompletedProcess[str]:
+    """``python -m distributor ARGS`` run to its end, its output captured as text, whatever
+    its exit status."""
+    return subprocess.run(
+        [sys.executable, "-m", "distributor", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 PR_SET_PDEATHSIG = 1

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -32,7 +30,7 @@ from tests.acceptance.conftest import (
 )
 from tests.factories import make_batch, make_row
 from tests.notify_receiver import Receiver, running_receiver
-from tests.processes import ServiceProcess
+from tests.processes import ServiceProcess, run_distributor
 
 StartService = Callable[..., ServiceProcess]
 SECRET = "acceptance-notify-secret"
@@ -127,15 +125,7 @@ def test_standalone_mode_sends_the_notification_in_process_after_a_first_500(
     (tmp_path / "cards.csv").write_text(DEMO_CSV)
     env = {k: v for k, v in os.environ.items() if not k.startswith(SETTINGS_PREFIXES)}
     env |= {"BATCH_NOTIFY_URL": receiver.url, "BATCH_NOTIFY_SECRET": SECRET, "COLUMNS": "120"}
-    done = subprocess.run(
-        [sys.executable, "-m", "distributor", "run", "cards.csv"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_distributor("run", "cards.csv", cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     first, second = receiver.wait_for(2)
     assert (first.status, second.status) == (500, 200)

@@ -4,7 +4,6 @@ in a new transfer (never a new load), and an unclaimed transfer is taken back.""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,7 @@ from distributor.models import Row, RowTransfer
 from tests.acceptance.conftest import card_counts, card_number, enqueue, wait_until_settled
 from tests.factories import store_running_batch
 from tests.integration.tracking.tracking_helpers import NEVER_CLAIMS
-from tests.processes import ServiceProcess, service_env
+from tests.processes import ServiceProcess, run_distributor, service_env
 
 StartService = Callable[..., ServiceProcess]
 
@@ -34,18 +33,22 @@ REFUSED_BY_CENTRAPAY = "+15555550100"
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "distributor", *args],
-        env=service_env(settings, COLUMNS="200"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_distributor(*args, env=service_env(settings, COLUMNS="200"), timeout=60)
 
 
 def _resend(settings: Settings, batch_id: int, row_id: int) -> subprocess.CompletedProcess[str]:
     return _cli(settings, "resend", str(batch_id), "--row", str(row_id), "--to", CORRECTED)
+
+
+def _sent_and_polled(settings: Settings, start_service: StartService, card: str) -> int:
+    """A running batch of ``card`` to a recipient who never claims it, sent by a worker, with
+    beat polling Centrapay for its transfer every second; the batch's id."""
+    batch_id = store_running_batch(settings, [(card, "1234", NEVER_CLAIMS)])
+    start_service("worker", TRANSFER_POLL_INTERVAL_SECONDS="1")
+    start_service("beat", TRANSFER_POLL_INTERVAL_SECONDS="1")
+    enqueue(settings, batch_id)
+    assert wait_until_settled(settings, batch_id) == {"sent": 1}
+    return batch_id
 
 
 def _only_row(settings: Settings, batch_id: int) -> Row:
@@ -78,11 +81,7 @@ def test_a_returned_card_is_resent_to_a_corrected_recipient_with_one_load(
     pipeline_settings: Settings, control: httpx.Client, start_service: StartService, tmp_path: Path
 ) -> None:
     card = card_number(1)
-    batch_id = store_running_batch(pipeline_settings, [(card, "1234", NEVER_CLAIMS)])
-    start_service("worker", TRANSFER_POLL_INTERVAL_SECONDS="1")
-    start_service("beat", TRANSFER_POLL_INTERVAL_SECONDS="1")
-    enqueue(pipeline_settings, batch_id)
-    assert wait_until_settled(pipeline_settings, batch_id) == {"sent": 1}
+    batch_id = _sent_and_polled(pipeline_settings, start_service, card)
     row = _only_row(pipeline_settings, batch_id)
 
     refused = _resend(pipeline_settings, batch_id, row.id)
@@ -135,11 +134,7 @@ def test_reclaim_cancels_a_sent_transfer_and_the_card_can_be_resent(
     pipeline_settings: Settings, control: httpx.Client, start_service: StartService
 ) -> None:
     card = card_number(3)
-    batch_id = store_running_batch(pipeline_settings, [(card, "1234", NEVER_CLAIMS)])
-    start_service("worker", TRANSFER_POLL_INTERVAL_SECONDS="1")
-    start_service("beat", TRANSFER_POLL_INTERVAL_SECONDS="1")
-    enqueue(pipeline_settings, batch_id)
-    assert wait_until_settled(pipeline_settings, batch_id) == {"sent": 1}
+    batch_id = _sent_and_polled(pipeline_settings, start_service, card)
     sent = _wait_for(pipeline_settings, batch_id, lambda r: r.transfer_status == "sent")
 
     too_young = _cli(pipeline_settings, "reclaim", str(batch_id), "--older-than", "7d")

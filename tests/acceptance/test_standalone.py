@@ -16,6 +16,7 @@ import pytest
 from centrapay_sandbox import SandboxSettings
 from centrapay_sandbox.server import SandboxHandle, running_sandbox
 from tests.acceptance.conftest import assert_each_sent_once
+from tests.processes import run_distributor
 
 DEMO_PINS = ("73315", "73316", "73317")
 DEMO_CARDS = ("23408800101", "23408800102", "23408800103")
@@ -40,15 +41,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "distributor", "run", *args],
-        cwd=tmp_path,
-        env=_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_distributor("run", *args, cwd=tmp_path, env=_env(**env))
 
 
 def test_a_demo_file_runs_to_completion_without_postgres_or_redis(tmp_path: Path) -> None:

@@ -277,6 +277,11 @@ def percentiles_ms(values: Sequence[float]) -> dict[str, float]:
     return {"p50": round(cuts[49], 1), "p95": round(cuts[94], 1), "p99": round(cuts[98], 1)}
 
 
+def histogram(values: Iterable[int]) -> dict[str, int]:
+    """How many times each value occurs, in order of value, keyed by the value as text."""
+    return {str(k): v for k, v in sorted(Counter(values).items())}
+
+
 def ledger_check(control: httpx.Client, cards: Sequence[str]) -> dict[str, Any]:
     """Loads and transfers per card from the sandbox ledger: how many cards had each count."""
     ledger = control.get("/ledger").json()["cards"]
@@ -285,8 +290,8 @@ def ledger_check(control: httpx.Client, cards: Sequence[str]) -> dict[str, Any]:
     loads = Counter(c["loads"] for c in counts)
     transfers = Counter(c["transfers"] for c in counts)
     return {
-        "cardsByLoads": {str(k): v for k, v in sorted(loads.items())},
-        "cardsByTransfers": {str(k): v for k, v in sorted(transfers.items())},
+        "cardsByLoads": histogram(c["loads"] for c in counts),
+        "cardsByTransfers": histogram(c["transfers"] for c in counts),
         "repeatLoads": sum(c["repeatLoads"] for c in counts),
         "eachCardLoadedAndTransferredOnce": loads == {1: len(cards)}
         and transfers == {1: len(cards)},

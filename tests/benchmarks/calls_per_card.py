@@ -33,7 +33,6 @@ import json
 import sys
 import tempfile
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -262,8 +261,8 @@ def _exactness(
     loaded_twice = sum(1 for c in counts if c["loads"] > 1)
     transferred_twice = sum(1 for c in counts if c["transfers"] > 1)
     return {
-        "cardsByLoads": _histogram(c["loads"] for c in counts),
-        "cardsByTransfers": _histogram(c["transfers"] for c in counts),
+        "cardsByLoads": bench.histogram(c["loads"] for c in counts),
+        "cardsByTransfers": bench.histogram(c["transfers"] for c in counts),
         "cardsLoadedMoreThanOnce": loaded_twice,
         "cardsTransferredMoreThanOnce": transferred_twice,
         "sentRows": len(sent_rows),
@@ -271,10 +270,6 @@ def _exactness(
         "sentRowsWhoseTransferIsNotTheSandboxs": not_the_sandboxs,
         "exact": loaded_twice == transferred_twice == without_transfer_id == not_the_sandboxs == 0,
     }
-
-
-def _histogram(values: Any) -> dict[str, int]:
-    return {str(k): v for k, v in sorted(Counter(values).items())}
 
 
 def _figures(

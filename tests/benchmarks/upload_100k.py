@@ -21,19 +21,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
-from typing import LiteralString
-
-import psycopg
-from psycopg import sql
 
 from distributor.db import dispose_engines
-from distributor.migrate import upgrade
 
-PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-PG_URL_BASE = os.environ.get("TEST_PG_URL_BASE", "postgresql+psycopg://postgres@127.0.0.1:5432/")
-SECRET_KEY = "benchmark-secret-key-0123456789abcdef-0123"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: tests.*
+from tests.benchmarks import bench_support as bench
+
 TARGET_SECONDS = 20.0
 TARGET_RSS_MB = 300.0
 DISTRIBUTOR = Path(sys.executable).parent / "distributor"
@@ -57,36 +51,24 @@ def write_csv(path: Path, *, rows: int, invalid_every: int) -> None:
             out.write(f"{recipient},{card},{1000 + i % 9000},{message}\r\n")
 
 
-def _admin(statement: LiteralString, database: str) -> None:
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(sql.SQL(statement).format(sql.Identifier(database)))
-
-
 def run(*, rows: int, invalid_every: int) -> dict[str, object]:
     """Generate, upload and measure; the database is dropped whatever happens."""
-    name = f"distributor_bench_{uuid.uuid4().hex[:8]}"
-    _admin("CREATE DATABASE {}", name)
-    try:
-        url = PG_URL_BASE + name
-        upgrade(url)
-        dispose_engines()
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "cards.csv"
-            write_csv(path, rows=rows, invalid_every=invalid_every)
-            env = {**os.environ, "DATABASE_URL": url, "DISTRIBUTOR_SECRET_KEY": SECRET_KEY}
-            started = time.perf_counter()
-            finished = subprocess.run(
-                [str(DISTRIBUTOR), "upload", str(path), "--no-start"],
-                env=env,
-                cwd=tmp,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            seconds = time.perf_counter() - started
-            file_mb = path.stat().st_size / 1e6
-    finally:
-        _admin("DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
+    with bench.fresh_migrated_database() as url, tempfile.TemporaryDirectory() as tmp:
+        dispose_engines()  # the migration's pooled connections, closed before the timed upload
+        path = Path(tmp) / "cards.csv"
+        write_csv(path, rows=rows, invalid_every=invalid_every)
+        env = {**os.environ, "DATABASE_URL": url, "DISTRIBUTOR_SECRET_KEY": bench.SECRET_KEY}
+        started = time.perf_counter()
+        finished = subprocess.run(
+            [str(DISTRIBUTOR), "upload", str(path), "--no-start"],
+            env=env,
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        seconds = time.perf_counter() - started
+        file_mb = path.stat().st_size / 1e6
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
     return {
         "rows": rows,

@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import inspect
 
 from distributor.db import get_engine
+from tests.processes import run_distributor
 from tests.resources import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,14 +31,7 @@ def test_a_non_editable_install_upgrades_an_empty_database(tmp_path: Path) -> No
     with fresh_database("distributor_installed") as url:
         # From elsewhere, with the install first on the path: the checkout is not used.
         env = {**os.environ, "PYTHONPATH": str(target), "DATABASE_URL": url}
-        upgraded = subprocess.run(
-            [sys.executable, "-m", "distributor", "db", "upgrade"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        upgraded = run_distributor("db", "upgrade", cwd=tmp_path, env=env)
         assert upgraded.returncode == 0, upgraded.stderr[-2000:]
         where = subprocess.run(
             [sys.executable, "-c", "import distributor.migrate as m; print(m.MIGRATIONS_DIR)"],

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import pytest
+
+from tests.processes import run_distributor
 
 
 def _distributor(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -15,14 +16,7 @@ def _distributor(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         for k, v in os.environ.items()
         if not k.startswith(("CENTRAPAY_", "DISTRIBUTOR_", "SANDBOX_"))
     }
-    return subprocess.run(
-        [sys.executable, "-m", "distributor", *args],
-        env=clean | {"COLUMNS": "200"} | env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_distributor(*args, env=clean | {"COLUMNS": "200"} | env, timeout=60)
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,6 @@ def browser(base_url: str) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def scraper(base_url: str) -> Iterator[httpx.Client]:
+def scraper(api: httpx.Client) -> httpx.Client:
     """A client with the bearer token, as Prometheus is configured."""
-    headers = {"Authorization": f"Bearer {TEST_API_TOKEN}"}
-    with httpx.Client(base_url=base_url, headers=headers) as client:
-        yield client
+    return api

@@ -90,6 +90,23 @@ def _wait_at_centrapay(ctx: PipelineContext, transfer_id: str | None, status: st
         time.sleep(0.05)
 
 
+def _sent_batch_until(
+    settings: Settings,
+    ctx: PipelineContext,
+    control: httpx.Client,
+    recipient: str,
+    *,
+    status: str,
+    after: float,
+) -> tuple[int, Row]:
+    """A batch of one card sent to ``recipient``, its transfer ``status`` at Centrapay once
+    the sandbox's clock has moved ``after`` seconds on; its id and its row as sent."""
+    batch_id, sent = _sent_batch(settings, ctx, recipient)
+    control.post("/clock/advance", json={"seconds": after}).raise_for_status()
+    _wait_at_centrapay(ctx, sent.transfer_id, status)
+    return batch_id, sent
+
+
 def _ledger(control: httpx.Client) -> dict[str, int]:
     counts = control.get("/ledger").json()["cards"][CARD]
     return {"loads": counts["loads"], "transfers": counts["transfers"]}
@@ -98,9 +115,9 @@ def _ledger(control: httpx.Client) -> dict[str, int]:
 def test_the_row_reclaim_button_cancels_a_sent_transfer_at_centrapay(
     settings: Settings, ctx: PipelineContext, control: httpx.Client, browser: httpx.Client
 ) -> None:
-    batch_id, sent = _sent_batch(settings, ctx, NEVER_CLAIMS)
-    control.post("/clock/advance", json={"seconds": SENT_AFTER_SECONDS}).raise_for_status()
-    _wait_at_centrapay(ctx, sent.transfer_id, "sent")
+    batch_id, sent = _sent_batch_until(
+        settings, ctx, control, NEVER_CLAIMS, status="sent", after=SENT_AFTER_SECONDS
+    )
     assert tracking.refresh_transfer(ctx, sent.id) == "sent"
     assert 'class="reclaim-row"' in browser.get(f"/dashboard/batches/{batch_id}").text
 
@@ -130,9 +147,9 @@ def test_the_batch_reclaim_leaves_transfers_sent_more_recently_than_its_days(
 def test_a_transfer_its_recipient_claimed_first_is_refused_by_centrapay_and_counted(
     settings: Settings, ctx: PipelineContext, control: httpx.Client, browser: httpx.Client
 ) -> None:
-    batch_id, sent = _sent_batch(settings, ctx, CLAIMS)
-    control.post("/clock/advance", json={"seconds": CLAIMED_AFTER_SECONDS}).raise_for_status()
-    _wait_at_centrapay(ctx, sent.transfer_id, "claimed")
+    batch_id, sent = _sent_batch_until(
+        settings, ctx, control, CLAIMS, status="claimed", after=CLAIMED_AFTER_SECONDS
+    )
 
     page = _press(browser, batch_id, "reclaim", row_id=str(sent.id))
 

@@ -13,7 +13,7 @@ from distributor.api.app import create_app
 from distributor.config import Settings
 from distributor.db import session_scope
 from distributor.models import Batch, Row
-from tests.conftest import TEST_API_TOKEN, TEST_SECRET_KEY
+from tests.conftest import settings_for
 from tests.integration.hardening.hardening_helpers import AUTH, MAX_BYTES, MAX_ROWS, stored
 from tests.resources import fresh_database
 from tests.serving import serve_in_thread
@@ -46,15 +46,8 @@ def shared_settings(template_database: str, redis_base_url: str) -> Iterator[Set
     """Limited settings on a database shared by one module's tests, for requests that must
     store nothing (they compare what is stored before and after, not with zero)."""
     with fresh_database("distributor_h", template=template_database) as url:
-        yield Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            database_url=url,
-            redis_url=redis_base_url,
-            distributor_secret_key=TEST_SECRET_KEY,  # type: ignore[arg-type]
-            distributor_api_tokens=[TEST_API_TOKEN],
-            upload_max_rows=MAX_ROWS,
-            upload_max_bytes=MAX_BYTES,
-        )
+        upload_limits = {"upload_max_rows": MAX_ROWS, "upload_max_bytes": MAX_BYTES}
+        yield settings_for(url, redis_base_url).model_copy(update=upload_limits)
 
 
 @pytest.fixture(scope="module")

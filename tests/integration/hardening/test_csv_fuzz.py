@@ -9,24 +9,21 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from pathlib import Path
 
 import hypothesis
-import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
 from distributor.config import Settings
-from distributor.db import dispose_engines, get_engine, session_scope
 from distributor.errors import UploadRejected
-from distributor.ingest import BatchOptions, ingest_csv
+from distributor.ingest import BatchOptions
 from distributor.ingest import columns as col
 from distributor.ingest.columns import detect_layout
 from distributor.ingest.parse import RawRecord, read_records
 from distributor.ingest.validate import CheckedRow, check_record
-from distributor.models import Base
 from distributor.vault import make_vault
 from tests.conftest import TEST_SECRET_KEY
+from tests.factories import ingest_bytes
 from tests.integration.hardening.hardening_helpers import stored
 
 OPTIONS = BatchOptions(name="fuzz.csv", asset_type="epay.nzd.main", issuer="ezipay")
@@ -208,15 +205,7 @@ def _ingest_or_refuse(database_url: str, data: bytes) -> None:
     """Ingest ``data``; a refusal must store nothing, a batch must have a row to send."""
     before = stored(database_url)
     try:
-        with session_scope(database_url) as session:
-            result = ingest_csv(
-                io.BytesIO(data),
-                session=session,
-                vault=VAULT,
-                options=OPTIONS,
-                max_rows=50,
-                pin_required=True,
-            )
+        result = ingest_bytes(database_url, data, vault=VAULT, options=OPTIONS, max_rows=50)
     except UploadRejected:
         assert stored(database_url) == before
     else:
@@ -224,15 +213,6 @@ def _ingest_or_refuse(database_url: str, data: bytes) -> None:
         assert all(problem.line >= 1 for problem in result.problems)
         batches, rows = stored(database_url)
         assert (batches, rows) == (before[0] + 1, before[1] + sum(result.counts.values()))
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> Iterator[str]:
-    """A SQLite database with the models' schema (standalone mode)."""
-    url = f"sqlite:///{tmp_path}/fuzz.db"
-    Base.metadata.create_all(get_engine(url))
-    yield url
-    dispose_engines()
 
 
 @STORED

@@ -19,6 +19,7 @@ from distributor.errors import Conflict, UploadRejected
 from distributor.ingest import BatchOptions, IngestResult, ingest_csv
 from distributor.models import Batch, Row
 from distributor.vault import Vault, make_vault, vault_from_settings
+from tests.factories import ingest_bytes
 
 CSV_DIR = Path(__file__).parents[2] / "data" / "csv"
 OPTIONS = BatchOptions(name="cards.csv", asset_type="epay.nzd.main", issuer="ezipay")
@@ -40,15 +41,14 @@ def upload(
     pin_required: bool = True,
     options: BatchOptions = OPTIONS,
 ) -> IngestResult:
-    with session_scope(settings.database_url) as session:
-        return ingest_csv(
-            io.BytesIO(data),
-            session=session,
-            vault=vault,
-            options=options,
-            max_rows=max_rows,
-            pin_required=pin_required,
-        )
+    return ingest_bytes(
+        settings.database_url,
+        data,
+        vault=vault,
+        options=options,
+        max_rows=max_rows,
+        pin_required=pin_required,
+    )
 
 
 def rejection(

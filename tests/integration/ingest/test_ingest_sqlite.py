@@ -2,45 +2,22 @@
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from distributor.db import dispose_engines, get_engine, session_scope
 from distributor.errors import UploadRejected
-from distributor.ingest import BatchOptions, IngestResult, ingest_csv
-from distributor.models import Base
+from distributor.ingest import BatchOptions, IngestResult
 from distributor.vault import make_vault
+from tests.factories import ingest_bytes
 
 CSV_DIR = Path(__file__).parents[2] / "data" / "csv"
 VAULT = make_vault("sqlite-test-secret-0123456789abcdef-0123")
 OPTIONS = BatchOptions(name="cards.csv", asset_type="epay.nzd.main", issuer="ezipay")
 
 
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> Iterator[str]:
-    """A SQLite database file with the models' schema.
-
-    Built from the models: migration 0001's ``now()`` defaults do not exist on SQLite.
-    """
-    url = f"sqlite:///{tmp_path}/standalone.db"
-    Base.metadata.create_all(get_engine(url))
-    yield url
-    dispose_engines()
-
-
 def upload(url: str, data: bytes) -> IngestResult:
-    with session_scope(url) as session:
-        return ingest_csv(
-            io.BytesIO(data),
-            session=session,
-            vault=VAULT,
-            options=OPTIONS,
-            max_rows=100,
-            pin_required=True,
-        )
+    return ingest_bytes(url, data, vault=VAULT, options=OPTIONS, max_rows=100)
 
 
 def test_a_file_is_stored_on_sqlite_with_duplicates_found_in_the_file(sqlite_url: str) -> None:

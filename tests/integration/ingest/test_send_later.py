@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from distributor.api.app import create_app
 from distributor.cli import app
-from distributor.config import Settings, get_settings
+from distributor.config import Settings
 from distributor.constants import CELERY_QUEUE, CONTROL_QUEUE, BatchState
 from distributor.db import session_scope
 from distributor.errors import UploadRejected
@@ -30,20 +30,13 @@ WIDE = "1000"
 
 @pytest.fixture
 def environment(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Path]:
+    cli_environment: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """The CLI pointed at the test database and Redis; the CSV to upload."""
-    assert settings.distributor_secret_key is not None
-    monkeypatch.setenv("DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("REDIS_URL", settings.redis_url)
-    monkeypatch.setenv("DISTRIBUTOR_SECRET_KEY", settings.distributor_secret_key.get_secret_value())
     monkeypatch.setenv("COLUMNS", WIDE)
-    monkeypatch.chdir(tmp_path)  # no stray .env file
-    get_settings.cache_clear()
     path = tmp_path / "cards.csv"
     path.write_text(CARDS)
-    yield path
-    get_settings.cache_clear()
+    return path
 
 
 def run(*args: str) -> tuple[int, str, str]:

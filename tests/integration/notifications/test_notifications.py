@@ -73,6 +73,14 @@ def _batch_with_rows(settings: Settings, states: list[str]) -> int:
         return batch.id
 
 
+def _cancelled_batch(settings: Settings) -> int:
+    """A batch of one pending row, cancelled: its notification waits in the outbox."""
+    batch_id = _batch_with_rows(settings, [RowState.PENDING])
+    with session_scope(settings.database_url) as session:
+        batch_control.cancel(session, batch_id=batch_id, now=utcnow())
+    return batch_id
+
+
 def _notifications(settings: Settings, batch_id: int) -> list[Notification]:
     with session_scope(settings.database_url) as session:
         return list(outbox.for_batch(session, batch_id))
@@ -150,9 +158,7 @@ def test_a_notification_answered_500_is_tried_again_after_a_backoff_then_sent_on
     settings: Settings, notifier: Notifier, receiver: Receiver
 ) -> None:
     receiver.statuses.append(500)
-    batch_id = _batch_with_rows(settings, [RowState.PENDING])
-    with session_scope(settings.database_url) as session:
-        batch_control.cancel(session, batch_id=batch_id, now=utcnow())
+    batch_id = _cancelled_batch(settings)
     [pending] = _notifications(settings, batch_id)
     first = notifier.attempt(pending.id)
     assert (first.result, first.retry_in) == (Result.RETRY, notifications.BACKOFF_SECONDS)
@@ -171,9 +177,7 @@ def test_a_notification_is_given_up_after_the_last_attempt(
     settings: Settings, notifier: Notifier, receiver: Receiver
 ) -> None:
     receiver.statuses.extend([503] * notifications.MAX_ATTEMPTS)
-    batch_id = _batch_with_rows(settings, [RowState.PENDING])
-    with session_scope(settings.database_url) as session:
-        batch_control.cancel(session, batch_id=batch_id, now=utcnow())
+    batch_id = _cancelled_batch(settings)
     [pending] = _notifications(settings, batch_id)
     results = []
     for _ in range(notifications.MAX_ATTEMPTS):
@@ -188,9 +192,7 @@ def test_a_notification_is_given_up_after_the_last_attempt(
 def test_senders_racing_for_one_notification_post_it_once(
     settings: Settings, notify_settings: Settings, receiver: Receiver
 ) -> None:
-    batch_id = _batch_with_rows(settings, [RowState.PENDING])
-    with session_scope(settings.database_url) as session:
-        batch_control.cancel(session, batch_id=batch_id, now=utcnow())
+    batch_id = _cancelled_batch(settings)
     [pending] = _notifications(settings, batch_id)
     senders = [Notifier(notify_settings) for _ in range(4)]
     results: list[Result] = []
@@ -214,9 +216,7 @@ def test_senders_racing_for_one_notification_post_it_once(
 def test_the_relay_queues_each_due_notification_once_until_its_message_is_lost(
     settings: Settings,
 ) -> None:
-    batch_id = _batch_with_rows(settings, [RowState.PENDING])
-    with session_scope(settings.database_url) as session:
-        batch_control.cancel(session, batch_id=batch_id, now=utcnow())
+    _cancelled_batch(settings)
     queued: list[int] = []
     assert notifications.relay(database_url=settings.database_url, send=queued.append) == 1
     assert notifications.relay(database_url=settings.database_url, send=queued.append) == 0
@@ -229,9 +229,7 @@ def test_the_relay_queues_each_due_notification_once_until_its_message_is_lost(
 def test_a_queue_that_refuses_the_message_leaves_the_notification_for_the_next_relay(
     settings: Settings,
 ) -> None:
-    batch_id = _batch_with_rows(settings, [RowState.PENDING])
-    with session_scope(settings.database_url) as session:
-        batch_control.cancel(session, batch_id=batch_id, now=utcnow())
+    _cancelled_batch(settings)
 
     def refuse(_notification_id: int) -> None:
         raise ConnectionError("Redis is down")

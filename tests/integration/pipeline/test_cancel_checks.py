@@ -3,24 +3,17 @@ in flight or with an ambiguous last call are looked up first, and end sent or ca
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
-import redis
 from sqlalchemy import update
 
-from centrapay_sandbox.server import SandboxHandle
 from distributor.broker import RedisQueueWatch
 from distributor.config import Settings
-from distributor.constants import QUEUE_SENTINEL_KEY
 from distributor.db import session_scope
 from distributor.models import Batch, Row
 from distributor.pipeline.clock import utcnow
-from distributor.pipeline.context import PipelineContext, build_context
+from distributor.pipeline.context import PipelineContext
 from distributor.pipeline.steps import advance_row
 from distributor.pipeline.sweeper import sweep
-from distributor.ratelimit.local import LocalTokenBucket
 from tests.integration.pipeline.recovery_helpers import (
     api_calls,
     load_out_of_band,
@@ -30,22 +23,6 @@ from tests.integration.pipeline.recovery_helpers import (
 from tests.integration.pipeline.test_sweeper import RecordingQueue
 
 CARD = "23409800001"
-
-
-@pytest.fixture
-def ctx(settings: Settings, sandbox: SandboxHandle) -> Iterator[PipelineContext]:
-    bucket = LocalTokenBucket(rate_per_second=1000, burst=100)
-    context = build_context(settings, bucket=bucket, base_url=sandbox.base_url)
-    yield context
-    context.close()
-
-
-@pytest.fixture
-def watch(redis_url: str) -> Iterator[RedisQueueWatch]:
-    redis.Redis.from_url(redis_url).set(QUEUE_SENTINEL_KEY, "intact")
-    watch = RedisQueueWatch(redis_url)
-    yield watch
-    watch.close()
 
 
 def _cancelled_row(settings: Settings, **values: object) -> int:

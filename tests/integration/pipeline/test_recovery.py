@@ -93,6 +93,23 @@ def list_order(request: pytest.FixtureRequest, control: httpx.Client) -> str:
     return order
 
 
+def _row_through_fault(
+    ctx: PipelineContext,
+    settings: Settings,
+    control: httpx.Client,
+    fault: str,
+    *,
+    path: str = "/api/external-assets",
+    count: int = 1,
+) -> int:
+    """A row of CARD run to rest, the sandbox's next ``count`` POSTs under ``path`` meeting
+    ``fault``; its id."""
+    row_id = stored_row(settings, CARD)
+    plan_fault(control, "POST", path, fault, count=count)
+    run_to_rest(ctx, row_id)
+    return row_id
+
+
 def _assert_sent_once(
     settings: Settings, control: httpx.Client, sandbox: SandboxHandle, row_id: int
 ) -> None:
@@ -123,9 +140,7 @@ def test_a_lost_single_call_answer_is_found_in_one_lookup_then_its_transfer_id_s
     sandbox: SandboxHandle,
     list_order: str,
 ) -> None:
-    row_id = stored_row(settings, CARD)
-    plan_fault(control, "POST", "/api/external-assets", "timeout")
-    run_to_rest(ctx, row_id)
+    row_id = _row_through_fault(ctx, settings, control, "timeout")
     row = read_row(settings, row_id)
     assert (row.state, row.transfer_id, row.transfer_id_pending) == ("sent", None, True)
     assert row.asset_id and row.error_code is None
@@ -148,9 +163,7 @@ def test_a_lost_answer_costs_the_same_calls_on_an_account_with_a_long_history(
     made = control.post("/accounts/sandbox-account/history", json={"transfers": 3000})
     assert made.status_code == 200, made.text
     before = len(api_calls(control))
-    row_id = stored_row(settings, CARD)
-    plan_fault(control, "POST", "/api/external-assets", "drop")
-    run_to_rest(ctx, row_id)
+    row_id = _row_through_fault(ctx, settings, control, "drop")
     assert api_calls(control)[before:] == [LOAD, FIND_CARD]
     runs = [sync_transfer_ids(database_url=settings.database_url, client=ctx.client)]
     while runs[-1].pending and len(runs) < SYNC_RUNS_MAX:
@@ -177,9 +190,7 @@ def test_a_5xx_or_a_429_on_the_single_call_is_sent_again_without_a_lookup(
 ) -> None:
     """A 5xx is sent again after its backoff: a second load of a card in a transfer is
     refused (DUPLICATE_ASSET), and that answer leads to the lookup. A 429 applied nothing."""
-    row_id = stored_row(settings, CARD)
-    plan_fault(control, "POST", "/api/external-assets", fault)
-    run_to_rest(ctx, row_id)
+    row_id = _row_through_fault(ctx, settings, control, fault)
     assert api_calls(control) == [LOAD, LOAD]
     _assert_sent_once(settings, control, sandbox, row_id)
 
@@ -211,9 +222,7 @@ def test_a_card_held_elsewhere_after_an_earlier_5xx_fails_with_its_delivery_unkn
 def test_a_lost_load_answer_in_two_steps_finds_the_card_and_transfers_it(
     settings: Settings, two_step: PipelineContext, control: httpx.Client, sandbox: SandboxHandle
 ) -> None:
-    row_id = stored_row(settings, CARD)
-    plan_fault(control, "POST", "/api/external-assets", "timeout")
-    run_to_rest(two_step, row_id)
+    row_id = _row_through_fault(two_step, settings, control, "timeout")
     assert api_calls(control) == [LOAD, FIND_CARD, TRANSFER]
     _assert_sent_once(settings, control, sandbox, row_id)
 
@@ -225,9 +234,7 @@ def test_a_lost_transfer_answer_is_found_by_asset_then_its_id_synced(
     sandbox: SandboxHandle,
     list_order: str,
 ) -> None:
-    row_id = stored_row(settings, CARD)
-    plan_fault(control, "POST", "/api/asset-transfers", "timeout")
-    run_to_rest(two_step, row_id)
+    row_id = _row_through_fault(two_step, settings, control, "timeout", path="/api/asset-transfers")
     assert read_row(settings, row_id).transfer_id_pending
     assert api_calls(control) == [LOAD, TRANSFER, GET_ASSET]
     sync_transfer_ids(database_url=settings.database_url, client=two_step.client)
@@ -297,9 +304,7 @@ def test_ambiguous_failures_past_the_budget_end_with_the_card_known_not_delivere
 ) -> None:
     ctx = _context(settings, sandbox, max_auto_retries=1)
     try:
-        row_id = stored_row(settings, CARD)
-        plan_fault(control, "POST", "/api/external-assets", "5xx", count=2)
-        run_to_rest(ctx, row_id)
+        row_id = _row_through_fault(ctx, settings, control, "5xx", count=2)
     finally:
         ctx.close()
     row = read_row(settings, row_id)
@@ -436,9 +441,7 @@ def test_a_row_that_learns_late_its_card_was_transferred_still_gets_its_transfer
 def test_a_fault_on_a_listing_page_is_asked_again_within_the_same_sync_run(
     settings: Settings, ctx: PipelineContext, control: httpx.Client, sandbox: SandboxHandle
 ) -> None:
-    row_id = stored_row(settings, CARD)
-    plan_fault(control, "POST", "/api/external-assets", "timeout")
-    run_to_rest(ctx, row_id)
+    row_id = _row_through_fault(ctx, settings, control, "timeout")
     plan_fault(control, "GET", "/api/asset-transfers", "5xx")
     report = sync_transfer_ids(database_url=settings.database_url, client=ctx.client)
     assert (report.resolved, report.pages) == (1, 2)

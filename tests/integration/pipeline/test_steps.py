@@ -2,39 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-from centrapay_sandbox.server import SandboxHandle
 from distributor.config import Settings
 from distributor.db import session_scope
-from distributor.pipeline.context import PipelineContext, build_context
+from distributor.pipeline.context import PipelineContext
 from distributor.pipeline.steps import advance_row
-from distributor.ratelimit.local import LocalTokenBucket
 from distributor.vault import make_vault
 from tests.factories import load_row, make_batch, make_row
 
 FORGOTTEN_SECRET = "a-secret-nobody-configured-any-more-0123456789"
 
 
-@pytest.fixture
-def context(settings: Settings, sandbox: SandboxHandle) -> Iterator[PipelineContext]:
-    bucket = LocalTokenBucket(rate_per_second=1000, burst=100)
-    ctx = build_context(settings, bucket=bucket, base_url=sandbox.base_url)
-    yield ctx
-    ctx.close()
-
-
 def test_a_card_under_a_secret_no_longer_set_fails_with_a_code_and_holds_no_lease(
-    settings: Settings, context: PipelineContext
+    settings: Settings, ctx: PipelineContext
 ) -> None:
     with session_scope(settings.database_url) as session:
         batch = make_batch(session)
         row = make_row(
             session, batch=batch, vault=make_vault(FORGOTTEN_SECRET), card_number="23407700001"
         )
-    assert advance_row(context, row.id) is None
+    assert advance_row(ctx, row.id) is None
     with session_scope(settings.database_url) as session:
         stored = load_row(session, row.id)
     assert (stored.state, stored.error_code, stored.retryable) == (

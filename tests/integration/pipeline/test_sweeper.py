@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from distributor.broker import RedisQueueWatch
 from distributor.config import Settings
-from distributor.constants import CELERY_QUEUE, QUEUE_SENTINEL_KEY, RowState
+from distributor.constants import CELERY_QUEUE, RowState
 from distributor.db import session_scope
 from distributor.models import Row
 from distributor.pipeline.clock import utcnow
@@ -33,15 +33,6 @@ class RecordingQueue:
         self.rows.extend(rows)
         if urgent:
             self.urgent.extend(rows)
-
-
-@pytest.fixture
-def watch(redis_url: str) -> Iterator[RedisQueueWatch]:
-    """The real watch on the test Redis, whose queue is intact (rebuilt before)."""
-    redis.Redis.from_url(redis_url).set(QUEUE_SENTINEL_KEY, "intact")
-    watch = RedisQueueWatch(redis_url)
-    yield watch
-    watch.close()
 
 
 def _queue_holds_a_message(redis_url: str) -> None:

@@ -38,6 +38,22 @@ def _claim(
         return transitions.claim(session, row_id=row_id, step=step, now=utcnow() + at, lease=LEASE)
 
 
+def _taken(settings: Settings, row_id: int) -> transitions.Claim:
+    """The row's claim for its load, which must be granted."""
+    claim = _claim(settings, row_id)
+    assert claim is not None
+    return claim
+
+
+def _loaded_row(settings: Settings) -> int:
+    """A row claimed for its load and loaded with asset A1."""
+    row_id = _row(settings)
+    claim = _taken(settings, row_id)
+    with session_scope(settings.database_url) as session:
+        transitions.mark_loaded(session, claim=claim, asset_id="A1", now=utcnow())
+    return row_id
+
+
 def _state(settings: Settings, row_id: int) -> Row:
     with session_scope(settings.database_url) as session:
         return load_row(session, row_id)
@@ -79,21 +95,12 @@ def test_a_worker_that_lost_its_lease_cannot_record_its_result(settings: Setting
 
 
 def test_loading_records_the_asset_and_wipes_the_pin(settings: Settings) -> None:
-    row_id = _row(settings)
-    claim = _claim(settings, row_id)
-    assert claim is not None
-    with session_scope(settings.database_url) as session:
-        transitions.mark_loaded(session, claim=claim, asset_id="A1", now=utcnow())
-    row = _state(settings, row_id)
+    row = _state(settings, _loaded_row(settings))
     assert row.pin_enc is None and row.asset_id == "A1" and row.loaded_at is not None
 
 
 def test_a_loaded_row_is_taken_for_transfer_not_for_load(settings: Settings) -> None:
-    row_id = _row(settings)
-    claim = _claim(settings, row_id)
-    assert claim is not None
-    with session_scope(settings.database_url) as session:
-        transitions.mark_loaded(session, claim=claim, asset_id="A1", now=utcnow())
+    row_id = _loaded_row(settings)
     assert _claim(settings, row_id, LOAD) is None
     transfer = _claim(settings, row_id, TRANSFER)
     assert transfer is not None and transfer.step_attempts == 1
@@ -101,8 +108,7 @@ def test_a_loaded_row_is_taken_for_transfer_not_for_load(settings: Settings) -> 
 
 def test_a_release_that_reached_no_one_takes_the_attempt_back(settings: Settings) -> None:
     row_id = _row(settings)
-    claim = _claim(settings, row_id)
-    assert claim is not None
+    claim = _taken(settings, row_id)
     with session_scope(settings.database_url) as session:
         transitions.release(
             session,
@@ -125,8 +131,7 @@ def test_two_live_rows_cannot_hold_one_card(settings: Settings) -> None:
 
 def test_a_failed_row_gives_its_card_up(settings: Settings) -> None:
     row_id = _row(settings, card="11112222333")
-    claim = _claim(settings, row_id)
-    assert claim is not None
+    claim = _taken(settings, row_id)
     with session_scope(settings.database_url) as session:
         transitions.mark_failed(
             session,

@@ -3,36 +3,19 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from distributor.api.app import create_app
 from distributor.config import Settings
 from distributor.db import session_scope
 from distributor.report import write_report
-from tests.conftest import TEST_API_TOKEN
 from tests.integration.report.report_helpers import (
     EXPECTED,
     SECRETS,
     parse,
     without_database_times,
 )
-from tests.serving import serve_in_thread
-
-
-@pytest.fixture
-def base_url(settings: Settings) -> Iterator[str]:
-    with serve_in_thread(create_app(settings, dispatch=lambda _batch_id: None)) as url:
-        yield url
-
-
-@pytest.fixture
-def api(base_url: str) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {TEST_API_TOKEN}"}
-    with httpx.Client(base_url=base_url, headers=headers) as client:
-        yield client
 
 
 def test_the_report_is_a_streamed_csv_attachment_of_the_rows(

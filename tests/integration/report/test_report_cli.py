@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 from distributor.config import Settings
@@ -14,22 +13,15 @@ from tests.integration.report.report_helpers import (
     parse,
     without_database_times,
 )
-from tests.processes import service_env
+from tests.processes import run_distributor, service_env
 
 CLI_TIMEOUT_SECONDS = 60.0
 UNREACHABLE_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:1/distributor"
 
 
 def _run(settings: Settings, *args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "distributor", "report", *args],
-        env=service_env(settings, COLUMNS="200", **env),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_SECONDS,
-        check=False,
-    )
+    env = service_env(settings, COLUMNS="200", **env)
+    return run_distributor("report", *args, env=env, cwd=cwd, timeout=CLI_TIMEOUT_SECONDS)
 
 
 def test_the_report_is_written_here_by_default_and_its_path_and_row_count_printed(

@@ -68,6 +68,17 @@ def advance(control: httpx.Client, seconds: float) -> None:
     control.post("/_sandbox/clock/advance", json={"seconds": seconds}).raise_for_status()
 
 
+def assert_rate_limited(response: httpx.Response) -> None:
+    """The answer is the real API's 429: RATE_LIMIT_EXCEEDED, to be tried again in a second."""
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "1"
+    assert response.json() == {
+        "statusCode": 429,
+        "error": "Too Many Requests",
+        "message": "RATE_LIMIT_EXCEEDED",
+    }
+
+
 def walk_pages(client: httpx.Client, path: str, **params: str) -> list[list[dict[str, Any]]]:
     """Every page of a listing, following nextPageKey."""
     pages = []

@@ -14,25 +14,15 @@ from tests.integration.sandbox.sandbox_helpers import (
     PAGE_SIZE,
     client_for,
     load,
+    walk_pages,
 )
 
 ASSETS = f"/api/accounts/{DOC_ACCOUNT}/assets"
 
 
-def all_pages(client: httpx.Client, path: str, **params: str) -> list[list[dict[str, str]]]:
-    """Every page of a listing, following nextPageKey."""
-    pages = []
-    while True:
-        answer = client.get(path, params=params).json()
-        pages.append(answer["items"])
-        if "nextPageKey" not in answer:
-            return pages
-        params["pageKey"] = answer["nextPageKey"]
-
-
 def test_an_accounts_assets_come_page_by_page_until_no_next_page_key(api: httpx.Client) -> None:
     loaded = {load(api, f"6000000{n:04d}")["id"] for n in range(7)}
-    pages = all_pages(api, ASSETS)
+    pages = walk_pages(api, ASSETS)
     assert [len(page) for page in pages] == [PAGE_SIZE, PAGE_SIZE, 2]
     ids = [item["id"] for page in pages for item in page]
     assert len(ids) == len(set(ids)) == 8

@@ -85,15 +85,23 @@ def test_received_transfers_are_listed_in_the_configured_order(
     assert ids_of(pages) == in_order(created, order)
 
 
-def test_newest_first_a_walk_does_not_serve_what_was_added_after_its_first_page(
-    api: httpx.Client, control: httpx.Client
-) -> None:
-    set_order(control, "newest")
+def walk_while_adding(
+    api: httpx.Client, control: httpx.Client, order: str
+) -> tuple[list[str], list[str], list[str]]:
+    """In ``order``, send 5 cards, read the first page of sent transfers, send 4 more, and
+    walk on from the first page's key: the ids sent before, those added, those walked."""
+    set_order(control, order)
     before = sent_transfers(api, 5)
     first = api.get("/api/asset-transfers", params=SENT).json()
     added = sent_transfers(api, 4, first=5)
     rest = walk_pages(api, "/api/asset-transfers", **SENT, pageKey=first["nextPageKey"])
-    walked = [item["id"] for item in first["items"]] + ids_of(rest)
+    return before, added, [item["id"] for item in first["items"]] + ids_of(rest)
+
+
+def test_newest_first_a_walk_does_not_serve_what_was_added_after_its_first_page(
+    api: httpx.Client, control: httpx.Client
+) -> None:
+    before, added, walked = walk_while_adding(api, control, "newest")
     assert walked == before[::-1]
     assert not set(added) & set(walked)
     assert ids_of(walk_pages(api, "/api/asset-transfers", **SENT))[:4] == added[::-1]
@@ -102,12 +110,8 @@ def test_newest_first_a_walk_does_not_serve_what_was_added_after_its_first_page(
 def test_oldest_first_what_is_added_during_a_walk_comes_at_its_end(
     api: httpx.Client, control: httpx.Client
 ) -> None:
-    set_order(control, "oldest")
-    before = sent_transfers(api, 5)
-    first = api.get("/api/asset-transfers", params=SENT).json()
-    added = sent_transfers(api, 4, first=5)
-    rest = walk_pages(api, "/api/asset-transfers", **SENT, pageKey=first["nextPageKey"])
-    assert [item["id"] for item in first["items"]] + ids_of(rest) == before + added
+    before, added, walked = walk_while_adding(api, control, "oldest")
+    assert walked == before + added
 
 
 def test_a_walk_keeps_the_order_it_started_in_when_the_setting_changes(

@@ -17,10 +17,10 @@ from fastapi import FastAPI
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from distributor.db import session_scope
-from distributor.ingest import BatchOptions, IngestResult, ingest_csv
+from distributor.ingest import BatchOptions, IngestResult
 from distributor.vault import Vault
 from tests.conftest import TEST_API_TOKEN, TEST_SECRET_KEY
+from tests.factories import ingest_bytes
 
 
 def libpq_url(database_url: str) -> str:
@@ -110,15 +110,7 @@ OPTIONS = BatchOptions(name="cards.csv", asset_type="epay.nzd.main", issuer="ezi
 
 def upload(database_url: str, vault: Vault, text: str = UPLOAD) -> IngestResult:
     """Store ``text`` as a batch the way every upload does."""
-    with session_scope(database_url) as session:
-        return ingest_csv(
-            io.BytesIO(text.encode()),
-            session=session,
-            vault=vault,
-            options=OPTIONS,
-            max_rows=100,
-            pin_required=True,
-        )
+    return ingest_bytes(database_url, text.encode(), vault=vault, options=OPTIONS, max_rows=100)
 
 
 def app_routes(app: FastAPI) -> set[tuple[str, str]]:

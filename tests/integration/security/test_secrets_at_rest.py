@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,8 +9,7 @@ import psycopg
 import pytest
 
 from distributor.config import Settings
-from distributor.db import dispose_engines, get_engine, session_scope
-from distributor.models import Base
+from distributor.db import dispose_engines, session_scope
 from distributor.pipeline import batch_control, transitions
 from distributor.pipeline.clock import utcnow
 from distributor.vault import make_vault, vault_from_settings
@@ -84,15 +82,6 @@ def test_a_row_that_is_never_sent_stores_no_pin_at_all(settings: Settings) -> No
             "WHERE state IN ('invalid', 'duplicate') ORDER BY state"
         )
         assert found.fetchall() == [("duplicate", True, True), ("invalid", True, True)]
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> Iterator[str]:
-    """A standalone-mode SQLite database file (schema from the models)."""
-    url = f"sqlite:///{tmp_path}/standalone.db"
-    Base.metadata.create_all(get_engine(url))
-    yield url
-    dispose_engines()
 
 
 def test_the_standalone_sqlite_file_holds_no_card_number_or_pin_in_clear(

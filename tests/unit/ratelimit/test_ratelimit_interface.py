@@ -25,38 +25,29 @@ class _Answers:
         raise AssertionError("acquire never peeks")
 
 
-def test_acquire_sleeps_a_granted_wait_once_and_returns_the_reservation() -> None:
-    reservation = Reservation(granted=True, wait_seconds=0.25)
+@pytest.mark.parametrize(
+    ("reservation", "max_wait_seconds", "sleeps"),
+    [
+        (Reservation(granted=True, wait_seconds=0.25), 1.5, [0.25]),
+        (Reservation(granted=True, wait_seconds=0.0), 1, []),
+        (Reservation(granted=False, wait_seconds=30.0), 5, []),
+    ],
+    ids=[
+        "a-granted-wait-is-slept-once",
+        "no-sleep-when-the-token-is-there-now",
+        "a-refusal-is-returned-without-sleeping-or-asking-again",
+    ],
+)
+def test_acquire_asks_once_sleeps_only_a_granted_wait_and_returns_the_reservation(
+    reservation: Reservation, max_wait_seconds: float, sleeps: list[float]
+) -> None:
     bucket = _Answers(reservation)
     slept: list[float] = []
 
-    assert acquire(bucket, max_wait_seconds=1.5, sleep=slept.append) == reservation
+    assert acquire(bucket, max_wait_seconds=max_wait_seconds, sleep=slept.append) == reservation
 
-    assert bucket.asked == [1.5]
-    assert slept == [0.25]
-
-
-def test_acquire_does_not_sleep_when_the_token_is_there_now() -> None:
-    slept: list[float] = []
-
-    acquire(
-        _Answers(Reservation(granted=True, wait_seconds=0.0)),
-        max_wait_seconds=1,
-        sleep=slept.append,
-    )
-
-    assert slept == []
-
-
-def test_acquire_returns_a_refused_reservation_without_sleeping_or_asking_again() -> None:
-    reservation = Reservation(granted=False, wait_seconds=30.0)
-    bucket = _Answers(reservation)
-    slept: list[float] = []
-
-    assert acquire(bucket, max_wait_seconds=5, sleep=slept.append) == reservation
-
-    assert bucket.asked == [5]
-    assert slept == []
+    assert bucket.asked == [max_wait_seconds]
+    assert slept == sleeps
 
 
 def test_a_bucket_name_is_stable_per_key_and_does_not_contain_the_key() -> None:
