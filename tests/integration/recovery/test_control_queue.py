@@ -1,4 +1,5 @@
-"""Control work never waits behind rows: a sweep runs while a backlog fills the workers."""
+"""Control work and rows coming back never wait behind a backlog of rows: a sweep, or a row's
+retry, runs while slow rows fill the workers."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import time
 from collections.abc import Callable
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from distributor.broker import SWEEP_TASK, make_celery
+from distributor.broker import SWEEP_TASK, CeleryRowQueue, make_celery
 from distributor.config import Settings
 from distributor.constants import BatchState, RowState
 from distributor.db import session_scope
@@ -50,3 +51,34 @@ def test_a_sweep_runs_promptly_while_a_backlog_of_rows_keeps_every_worker_thread
         assert waited < PROMPT_SECONDS, f"the sweep has waited {waited:.0f}s behind the rows"
         time.sleep(0.1)
     celery.close()
+
+
+SLOW_ROW_MS = 2_000.0
+"""Each call takes this long, and the worker has one thread."""
+COMING_BACK_PROMPT_SECONDS = 10.0
+"""The row waits for the slow row in hand (2 s), then takes its own 2 s; a worker whose thread
+worked through several backlog rows first (messages of many rows, or a retry queued behind
+the backlog) would keep it 16 s or more: long enough, at Centrapay, for a recipient to claim
+a card whose lost answer the row has to look up."""
+
+
+def test_a_row_coming_back_after_a_backoff_runs_promptly_while_slow_rows_hold_the_thread(
+    pipeline_settings: Settings,
+    start_service: Callable[..., ServiceProcess],
+    control: httpx.Client,
+) -> None:
+    control.patch("/config", json={"latencyMs": SLOW_ROW_MS}).raise_for_status()
+    backlog = store_batch(pipeline_settings, [card_number(i) for i in range(40)])
+    coming_back = store_batch(pipeline_settings, [card_number(0, prefix="2341")])
+    with session_scope(pipeline_settings.database_url) as session:
+        row_id = session.scalars(select(Row.id).where(Row.batch_id == coming_back)).one()
+    enqueue(pipeline_settings, backlog)
+    start_service("worker", WORKER_CONCURRENCY="1", CENTRAPAY_TIMEOUT_SECONDS="5")
+    wait_for_sent(pipeline_settings, backlog, 1)
+    celery = make_celery(pipeline_settings)
+    CeleryRowQueue(celery).submit([(row_id, coming_back)], countdown=0.2, urgent=True)
+    sent_at = time.monotonic()
+    wait_for_sent(pipeline_settings, coming_back, 1)
+    waited = time.monotonic() - sent_at
+    celery.close()
+    assert waited < COMING_BACK_PROMPT_SECONDS, f"the row waited {waited:.0f}s behind slow rows"
