@@ -69,6 +69,8 @@ NOT_VISIBLE_CODES = frozenset({"ASSET_NOT_FOUND"})
 """403 codes of ``GET /api/assets/{id}`` for an asset that is no longer ours."""
 LEASE_EXPIRED = "LEASE_EXPIRED"
 CHECK_AGAIN_SECONDS = 5.0
+LEASE_MARGIN_SECONDS = 0.5
+"""A row held by another attempt's lease comes back this long after the lease runs out."""
 """A cancelled row whose lookup failed is looked at again after this long (by the sweeper)."""
 
 T = TypeVar("T")
@@ -111,9 +113,27 @@ def advance_row(ctx: PipelineContext, row_id: int) -> float | None:
                     run(ctx, claim)
         if not taken:
             _check_cancelled(ctx, row_id)
+            return _until_lease_runs_out(ctx, row_id)
     except _Stop as stop:
         return stop.delay
     return None
+
+
+def _until_lease_runs_out(ctx: PipelineContext, row_id: int) -> float | None:
+    """Seconds until another attempt's lease on the row runs out; None if none holds it.
+
+    A row task retried after a database outage cut its step short finds the row still held
+    by the lease that step took. Dropped, the row would wait for the sweeper; instead the
+    task comes back just after the lease runs out and takes the row over then (a takeover:
+    it looks before it sends). While a live worker renews the lease, the row comes back once
+    a lease, and finds it settled or still held.
+    """
+    now = utcnow()
+    with session_scope(ctx.database_url) as session:
+        until = transitions.lease_held_until(session, row_id=row_id, now=now)
+    if until is None:
+        return None
+    return (until - now).total_seconds() + LEASE_MARGIN_SECONDS
 
 
 def _check_cancelled(ctx: PipelineContext, row_id: int) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy import (
     exists,
     func,
     or_,
+    select,
     update,
 )
 from sqlalchemy.orm import Session
@@ -143,6 +144,18 @@ def claim(
         ambiguous=bool(taken[3]),
         row=_row_data(taken, 4),
     )
+
+
+def lease_held_until(session: Session, *, row_id: int, now: datetime) -> datetime | None:
+    """When the lease held on the row runs out, if it is in flight and the lease has not
+    (the claim a row task could not make, because another attempt holds the row)."""
+    query = select(_rows.c.lease_until).where(
+        _rows.c.id == row_id,
+        _rows.c.state.in_(IN_FLIGHT_STATES),
+        _rows.c.lease_until > now,
+    )
+    until: datetime | None = session.connection().execute(query).scalar_one_or_none()
+    return until
 
 
 def _check_claim_statement() -> Update:
