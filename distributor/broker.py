@@ -12,6 +12,7 @@ worker slot, never behind a batch's backlog of rows.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import redis
@@ -20,8 +21,14 @@ from kombu import Exchange, Queue
 from kombu.transport import redis as kombu_redis
 
 from distributor.config import Settings
-from distributor.constants import CELERY_QUEUE, CONTROL_QUEUE, QUEUE_SENTINEL_KEY
+from distributor.constants import (
+    CELERY_QUEUE,
+    CONTROL_QUEUE,
+    QUEUE_LOSS_SEEN_KEY,
+    QUEUE_SENTINEL_KEY,
+)
 from distributor.notifications import RELAY_SECONDS
+from distributor.pipeline.clock import utcnow
 from distributor.pipeline.scheduling import START_CHECK_SECONDS
 from distributor.pipeline.tracking import poll_period_seconds
 
@@ -145,11 +152,33 @@ def make_celery(settings: Settings) -> Celery:
     return celery
 
 
+_NOTE_LOSS = """
+if redis.call('exists', KEYS[1]) == 0 then redis.call('set', KEYS[2], ARGV[1], 'NX') end
+"""
+"""Record ARGV[1] as the moment the queue's loss was seen, unless the sentinel is there
+(no loss, or a rebuild under way) or an earlier moment is recorded already."""
+_REBUILT = """
+if redis.call('set', KEYS[1], 'intact', 'XX') then redis.call('del', KEYS[2]) end
+"""
+"""Mark the queue intact and forget when its loss was seen, over our own rebuild claim
+only: if Redis lost its data again since, both keys must stay as the new Redis has them."""
+
+
 class CeleryRowQueue:
     """Rows as ``distributor.load_and_transfer`` messages on the broker of ``celery``."""
 
     def __init__(self, celery: Celery) -> None:
         self._celery = celery
+        self._redis: redis.Redis | None = None
+
+    def note_if_lost(self) -> None:
+        """Before rows are marked enqueued: if Redis lost the queue and no sweep has rebuilt
+        it yet, record now as the moment the loss was seen (see ``RedisQueueWatch``)."""
+        if self._redis is None:
+            self._redis = redis.Redis.from_url(str(self._celery.conf.broker_url))
+        self._redis.eval(
+            _NOTE_LOSS, 2, QUEUE_SENTINEL_KEY, QUEUE_LOSS_SEEN_KEY, str(utcnow().timestamp())
+        )
 
     def submit(
         self, rows: Sequence[tuple[int, int]], *, countdown: float = 0.0, urgent: bool = False
@@ -208,6 +237,11 @@ class RedisQueueWatch:
     Redis keeps nothing on disk here, so a restart, a flush or a failover to an empty
     replica loses every queued message at once. A sentinel key, set after each rebuild,
     tells: while it is there, the queue still holds what was put on it.
+
+    A dispatch that finds the sentinel gone records when (``CeleryRowQueue.note_if_lost``)
+    before it marks its rows enqueued, and its messages go to the Redis as it is now. The
+    rebuild then sends again only rows marked before that moment: on a new or flushed
+    Redis, a batch dispatched before the first sweep is not sent a second time.
     """
 
     def __init__(self, redis_url: str) -> None:
@@ -224,11 +258,16 @@ class RedisQueueWatch:
         )
         return bool(claimed)
 
+    def loss_seen_at(self) -> datetime | None:
+        """When a dispatch first found the queue lost, if one did since the loss."""
+        seen = cast(bytes | None, self._redis.get(QUEUE_LOSS_SEEN_KEY))
+        return None if seen is None else datetime.fromtimestamp(float(seen), tz=UTC)
+
     def rebuilt(self) -> None:
         """The rows the lost messages carried are marked to be sent again."""
         # Only over our own claim: if Redis lost its data again since, the key is gone
         # and must stay gone, so that the next sweep rebuilds once more.
-        self._redis.set(QUEUE_SENTINEL_KEY, "intact", xx=True)
+        self._redis.eval(_REBUILT, 2, QUEUE_SENTINEL_KEY, QUEUE_LOSS_SEEN_KEY)
 
     def close(self) -> None:
         """Release the Redis connection."""

@@ -18,6 +18,9 @@ calls made for the batch got that answer in that second (``answer_log``)."""
 QUEUE_SENTINEL_KEY = REDIS_PREFIX + "queue-sentinel"
 """Set once the sweeper has rebuilt the queue; gone means Redis lost its data (restart,
 flush, failover to an empty replica) and with it every queued message."""
+QUEUE_LOSS_SEEN_KEY = REDIS_PREFIX + "queue-loss-seen"
+"""When a dispatch first found the sentinel gone, before it marked rows enqueued: rows
+marked since went to the queue as it is now, and the rebuild need not send them again."""
 
 CELERY_QUEUE = "distributor"
 """The row queue: one ``distributor.load_and_transfer`` message per row."""

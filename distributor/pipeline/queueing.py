@@ -21,6 +21,10 @@ class RowQueue(Protocol):
         """Run ``advance_row`` for each (row id, batch id), after ``countdown`` seconds;
         ``urgent`` ones ahead of the rows already waiting."""
 
+    def note_if_lost(self) -> None:
+        """Called before rows are marked enqueued: if the queue lost what it held and has
+        not been rebuilt since, record now as the moment that was seen."""
+
 
 class QueueWatch(Protocol):
     """What the sweeper asks about a ``RowQueue``: is it empty, and did it lose its data."""
@@ -30,6 +34,10 @@ class QueueWatch(Protocol):
 
     def claim_rebuild(self) -> bool:
         """True, for one caller only, once the queue has lost the messages it held."""
+
+    def loss_seen_at(self) -> datetime | None:
+        """When a dispatch first found the queue lost (``RowQueue.note_if_lost``), if one
+        did: rows marked enqueued since then were not in the messages lost."""
 
     def rebuilt(self) -> None:
         """The caller has marked the rows of the lost messages to be sent again."""
@@ -56,6 +64,7 @@ def dispatch(
     """
     sent = 0
     after_id = 0
+    queue.note_if_lost()
     while limit is None or sent < limit:
         chunk = DISPATCH_CHUNK_ROWS if limit is None else min(DISPATCH_CHUNK_ROWS, limit - sent)
         now = utcnow()

@@ -84,15 +84,17 @@ def mark_enqueued(session: Session, *, row_ids: Sequence[int], now: datetime) ->
     )
 
 
-def forget_enqueued(session: Session) -> int:
-    """Forget when unsettled rows were last enqueued: the queue lost those messages.
+def forget_enqueued(session: Session, *, before: datetime | None = None) -> int:
+    """Forget when unsettled rows were last enqueued (all, or those ``before`` a moment):
+    the queue lost those messages.
 
     The sweeper then sends each again as soon as it is ready (a row waiting out a backoff,
     once the wait is over; a row in flight, once its lease runs out). Returns the rows.
     """
+    enqueued = Row.enqueued_at.is_not(None) if before is None else Row.enqueued_at < before
     statement = (
         update(Row)
-        .where(Row.state.in_(UNSETTLED_STATES), Row.enqueued_at.is_not(None))
+        .where(Row.state.in_(UNSETTLED_STATES), enqueued)
         .values(enqueued_at=None)
         .execution_options(synchronize_session=False)
     )

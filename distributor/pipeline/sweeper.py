@@ -3,9 +3,9 @@
 Run periodically by beat (every SWEEP_INTERVAL_SECONDS). Each run:
 
 - notices that the queue lost its data (Redis restarted, flushed, failed over: it keeps
-  nothing on disk) and then forgets when every unsettled row was enqueued, so that this
-  run and the next ones send each again: the queue is whole again within a sweep or two,
-  not when it happens to run empty;
+  nothing on disk) and then forgets when every unsettled row was enqueued (but rows a
+  dispatch marked after it found the loss), so that this run and the next ones send each
+  again: the queue is whole again within a sweep or two, not when it happens to run empty;
 - sends every row never enqueued (or forgotten), and every row whose lease ran out (its
   worker died: a SIGKILLed worker's message is acked anyway on Redis);
 - when the queue is empty, also every ready row not enqueued recently (a message lost
@@ -34,6 +34,10 @@ from distributor.pipeline.queueing import QueueWatch, RowQueue, dispatch
 
 logger = logging.getLogger(__name__)
 
+LOSS_SEEN_MARGIN_SECONDS = 5.0
+"""Rows marked enqueued this long before a dispatch found the queue lost are sent again
+too: a margin for the clocks of hosts (a message lost with its row marked late by a fast
+clock would otherwise wait for the queue to run empty)."""
 REQUEUE_AFTER_SECONDS = 30.0
 """A ready row enqueued this long ago, with the queue empty, lost its message."""
 SWEEP_MAX_ROWS = 20_000
@@ -61,8 +65,10 @@ def sweep(*, database_url: str, queue: RowQueue, watch: QueueWatch) -> SweepRepo
     now = utcnow()
     forgotten = 0
     if watch.claim_rebuild():
+        seen = watch.loss_seen_at()
+        before = None if seen is None else seen - timedelta(seconds=LOSS_SEEN_MARGIN_SECONDS)
         with session_scope(database_url) as session:
-            forgotten = ready_rows.forget_enqueued(session)
+            forgotten = ready_rows.forget_enqueued(session, before=before)
         # After the commit: a sweeper that dies before it leaves the claim to expire, and
         # the next one forgets again; a Redis lost again meanwhile makes this a no-op.
         watch.rebuilt()

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +58,16 @@ class LocalRowQueue:
         """True when nothing is waiting or running (the sweeper's question)."""
         return self.idle()
 
+    def note_if_lost(self) -> None:
+        """Nothing to do: this queue is never lost while its process runs."""
+
     def claim_rebuild(self) -> bool:
         """Never: this queue lives and dies with the process that sweeps it."""
         return False
+
+    def loss_seen_at(self) -> datetime | None:
+        """Never (see ``claim_rebuild``)."""
+        return None
 
     def rebuilt(self) -> None:
         """Nothing to do (see ``claim_rebuild``)."""

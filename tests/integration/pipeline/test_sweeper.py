@@ -9,13 +9,14 @@ import pytest
 import redis
 from sqlalchemy import select, update
 
-from distributor.broker import RedisQueueWatch
+from distributor.broker import CeleryRowQueue, RedisQueueWatch, make_celery
 from distributor.config import Settings
 from distributor.constants import CELERY_QUEUE, RowState
 from distributor.db import session_scope
 from distributor.models import Row
 from distributor.pipeline.clock import utcnow
-from distributor.pipeline.sweeper import REQUEUE_AFTER_SECONDS, sweep
+from distributor.pipeline.queueing import dispatch
+from distributor.pipeline.sweeper import LOSS_SEEN_MARGIN_SECONDS, REQUEUE_AFTER_SECONDS, sweep
 from distributor.vault import vault_from_settings
 from tests.factories import make_batch, make_row
 
@@ -33,6 +34,9 @@ class RecordingQueue:
         self.rows.extend(rows)
         if urgent:
             self.urgent.extend(rows)
+
+    def note_if_lost(self) -> None:
+        """What the sweeper's own dispatches note is not the subject here."""
 
 
 def _queue_holds_a_message(redis_url: str) -> None:
@@ -128,6 +132,51 @@ def test_a_redis_that_lost_its_data_has_every_waiting_row_sent_again_at_the_next
     sweep(database_url=settings.database_url, queue=after, watch=watch)
     assert (len(rebuild.rows), report.forgotten) == (3, 3)
     assert after.rows == [], "a second sweep sent the rebuilt rows again"
+
+
+def test_rows_dispatched_after_redis_lost_its_data_are_not_sent_again_by_the_rebuild(
+    settings: Settings, watch: RedisQueueWatch
+) -> None:
+    # A new or flushed Redis, and a batch dispatched before the first sweep: its messages
+    # went to the Redis as it is now. Only rows marked before the loss was seen go again.
+    _waiting_rows(settings, 2, enqueued_ago=LOSS_SEEN_MARGIN_SECONDS + 5)
+    redis.Redis.from_url(settings.redis_url).flushdb()
+    fresh = _new_pending_rows(settings, 3)
+    dispatch(
+        database_url=settings.database_url,
+        queue=CeleryRowQueue(make_celery(settings)),
+        batch_id=fresh,
+    )
+    rebuild = RecordingQueue()
+    report = sweep(database_url=settings.database_url, queue=rebuild, watch=watch)
+    assert (len(rebuild.rows), report.forgotten) == (2, 2)
+    assert fresh not in {batch_id for _, batch_id in rebuild.rows}
+    assert watch.loss_seen_at() is None, "the rebuild is done: the next loss is a new one"
+
+
+def test_a_loss_seen_while_a_rebuild_is_under_way_is_not_recorded(
+    settings: Settings, watch: RedisQueueWatch
+) -> None:
+    redis.Redis.from_url(settings.redis_url).flushdb()
+    assert watch.claim_rebuild()
+    CeleryRowQueue(make_celery(settings)).note_if_lost()
+    assert watch.loss_seen_at() is None
+
+
+def _new_pending_rows(settings: Settings, count: int) -> int:
+    """A batch of ``count`` pending rows never enqueued; its id."""
+    vault = vault_from_settings(settings)
+    with session_scope(settings.database_url) as session:
+        batch = make_batch(session)
+        for index in range(count):
+            make_row(
+                session,
+                batch=batch,
+                vault=vault,
+                card_number=f"2340670{index:04d}",
+                line_no=index + 1,
+            )
+        return batch.id
 
 
 def test_a_row_waiting_out_a_backoff_when_redis_lost_its_data_is_sent_when_due(
