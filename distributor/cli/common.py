@@ -6,6 +6,7 @@ import logging
 from typing import Annotated
 
 import typer
+from celery.app import trace as celery_trace
 from rich.console import Console
 from sqlalchemy.orm import Session
 
@@ -75,8 +76,22 @@ def load_settings() -> Settings:
         raise fail(str(exc), code=2) from None
 
 
+PER_MESSAGE_LOGGERS = ("httpx", "celery.worker.strategy")
+"""Loggers of a line per request (httpx) or per task message received (Celery): quiet but
+for warnings unless debugging."""
+
+
+def _not_a_success(record: logging.LogRecord) -> bool:
+    """Celery's "Task ... succeeded" line, one per row: with "received", about 5% of a
+    worker's CPU at full speed, and nothing the row's state does not tell. Its lines for
+    retries and failures stay."""
+    return record.msg != celery_trace.LOG_SUCCESS
+
+
 def configure_logging(level: str = "INFO") -> None:
-    """Plain, timestamped logs on stderr; httpx's line per request only when debugging."""
+    """Plain, timestamped logs on stderr; a line per request or task only when debugging."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if logging.getLevelName(level) > logging.DEBUG:
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+        for name in PER_MESSAGE_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(celery_trace.__name__).addFilter(_not_a_success)
