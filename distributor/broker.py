@@ -52,6 +52,9 @@ CONTROL_TASKS = (
     NOTIFY_TASK,
 )
 """Tasks routed to ``CONTROL_QUEUE``; every other task goes to the row queue."""
+ROWS_PER_MESSAGE_MAX = 8
+ROW_MESSAGES_PER_SECOND = 25.0
+"""Row messages a second above which rows share messages (see ``rows_per_message``)."""
 TASK_TIME_LIMIT_SECONDS = 600
 VISIBILITY_TIMEOUT_SECONDS = 3600
 """Redis redelivers a message unacked this long; countdowns stay far below it."""
@@ -116,8 +119,26 @@ def _every(task: str, seconds: float) -> dict[str, object]:
     return {"task": task, "schedule": seconds, "options": {"expires": seconds * 2}}
 
 
+def rows_per_message(rate_per_second: float) -> int:
+    """How many rows one message of a batch's backlog carries at this Centrapay rate.
+
+    A message costs a worker about as much CPU as a row's own steps (publish, fetch, the
+    unacked bookkeeping, ack): at full speed, one per row was a third of the worker's CPU.
+    But a row waits behind the rows before it in its message, and at a slow rate a message
+    of several rows would keep its last one waiting so long that the sweeper takes it for
+    lost. So rows share a message only as far as it keeps messages under
+    ROW_MESSAGES_PER_SECOND: one row a message at 200 calls a minute, ROWS_PER_MESSAGE_MAX
+    from 200 a second.
+    """
+    return max(1, min(ROWS_PER_MESSAGE_MAX, int(rate_per_second / ROW_MESSAGES_PER_SECOND)))
+
+
 def make_celery(settings: Settings) -> Celery:
-    """A Celery app configured for ``settings`` (the worker's, or a producer's)."""
+    """A Celery app configured for ``settings`` (the worker's, or a producer's).
+
+    Besides Celery's own settings, its configuration holds ``distributor_rows_per_message``
+    for ``CeleryRowQueue`` (from CENTRAPAY_RATE_PER_SECOND, see ``rows_per_message``).
+    """
     celery = Celery("distributor", broker=settings.redis_url)
     sweep_seconds = settings.sweep_interval_seconds
     poll_seconds = poll_period_seconds(settings.transfer_poll_interval_seconds)
@@ -148,6 +169,7 @@ def make_celery(settings: Settings) -> Celery:
         broker_transport=f"{__name__}:{RedisTransport.__name__}",
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
         beat_schedule=schedule,
+        distributor_rows_per_message=rows_per_message(settings.centrapay_rate_per_second),
     )
     return celery
 
@@ -169,6 +191,7 @@ class CeleryRowQueue:
 
     def __init__(self, celery: Celery) -> None:
         self._celery = celery
+        self._rows_per_message = int(celery.conf.get("distributor_rows_per_message", 1))
         self._redis: redis.Redis | None = None
 
     def note_if_lost(self) -> None:
@@ -183,27 +206,34 @@ class CeleryRowQueue:
     def submit(
         self, rows: Sequence[tuple[int, int]], *, countdown: float = 0.0, urgent: bool = False
     ) -> None:
-        """One message per row, carrying only the row and batch ids.
+        """Messages carrying the ids of rows of one batch: a backlog's rows several to a
+        message (``rows_per_message``), a row coming back one to a message.
 
         ``urgent`` rows (taken back from a worker that died mid-call, or coming back after
         a backoff) go on the control queue, ahead of the backlog of rows not started: the
         sooner a lost answer is looked up, the surer the lookup (a card its recipient has
-        claimed is no longer in our account).
+        claimed is no longer in our account). They, and rows with a ``countdown``, each
+        have their own time to run, so each goes alone.
         """
         queue = CONTROL if urgent else ROW_QUEUE
+        size = 1 if urgent or countdown else self._rows_per_message
+        by_batch: dict[int, list[int]] = {}
+        for row_id, batch_id in rows:
+            by_batch.setdefault(batch_id, []).append(row_id)
         with self._celery.producer_or_acquire() as producer:
             # Declared once per submit (see _DeclaredOnEveryPublish), then not per message:
             # a chunk of 500 rows need not cost 500 more round trips.
             queue.bind(producer.channel).declare()
-            for row_id, batch_id in rows:
-                self._celery.send_task(
-                    ROW_TASK,
-                    kwargs={"row_id": row_id, "batch_id": batch_id},
-                    countdown=countdown or None,
-                    producer=producer,
-                    queue=queue.name,
-                    declare=[],
-                )
+            for batch_id, row_ids in by_batch.items():
+                for start in range(0, len(row_ids), size):
+                    self._celery.send_task(
+                        ROW_TASK,
+                        kwargs={"batch_id": batch_id, "row_ids": row_ids[start : start + size]},
+                        countdown=countdown or None,
+                        producer=producer,
+                        queue=queue.name,
+                        declare=[],
+                    )
 
 
 def notification_sender(celery: Celery) -> Callable[[int], None]:

@@ -23,7 +23,7 @@ QUEUE_LOSS_SEEN_KEY = REDIS_PREFIX + "queue-loss-seen"
 marked since went to the queue as it is now, and the rebuild need not send them again."""
 
 CELERY_QUEUE = "distributor"
-"""The row queue: one ``distributor.load_and_transfer`` message per row."""
+"""The row queue: ``distributor.load_and_transfer`` messages, each the ids of rows of a batch."""
 CONTROL_QUEUE = "distributor.control"
 """Sweeps, transfer polls, webhook refreshes, batch dispatch: never behind a row backlog."""
 WORKER_QUEUES = (CELERY_QUEUE, CONTROL_QUEUE)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -53,6 +54,8 @@ from distributor.ratelimit.redis import RedisTokenBucket
 
 logger = logging.getLogger(__name__)
 
+MESSAGE_SECONDS_MAX = 1.0
+"""A message of several rows starts no row after this long (see ``load_and_transfer``)."""
 MAX_COUNTDOWN_SECONDS = 60.0
 """Longer waits are left to the sweeper: a long ETA on Redis outlives visibility_timeout."""
 DATABASE_RETRY_BACKOFF_SECONDS = 1
@@ -191,14 +194,41 @@ def _close_context(**_kwargs: Any) -> None:
 
 @app.task(name=ROW_TASK, **_ROW_RETRY_ON_DATABASE)
 @_database_guarded
-def load_and_transfer(*, row_id: int, batch_id: int) -> None:
-    """Advance one row of batch ``batch_id``: load its card, then transfer it."""
-    with on_behalf_of(batch_id):
-        delay = advance_row(pipeline_context(), row_id)
-    if delay is not None and delay <= MAX_COUNTDOWN_SECONDS:
-        # A row under way comes back ahead of the backlog of rows not started: its answer
-        # may have been lost, and the sooner it is looked up, the surer the lookup.
-        row_queue.submit([(row_id, batch_id)], countdown=delay, urgent=True)
+def load_and_transfer(*, batch_id: int, row_ids: list[int]) -> None:
+    """Advance each row of batch ``batch_id`` in turn: load its card, then transfer it.
+
+    A message of several rows holds its thread about as long as one of one row: after
+    MESSAGE_SECONDS_MAX, or once a row comes back for another attempt (Centrapay is slow or
+    failing), the rows not started go back to the queue in a message of their own. A row
+    coming back after a backoff then waits for a free thread no longer than it would behind
+    one-row messages, and its lookup is made while it can still tell.
+
+    A database outage retries the whole message (rows already settled are skipped by their
+    claim, rows waiting out a backoff by theirs); any other error sends the rows not yet
+    advanced in a message of their own before it is raised, so they do not wait for the
+    sweeper.
+    """
+    context = pipeline_context()
+    started = time.monotonic()
+    for index, row_id in enumerate(row_ids):
+        if index and time.monotonic() - started > MESSAGE_SECONDS_MAX:
+            row_queue.submit([(left, batch_id) for left in row_ids[index:]])
+            return
+        try:
+            with _database_errors(), on_behalf_of(batch_id):
+                delay = advance_row(context, row_id)
+        except DatabaseUnavailable:
+            raise
+        except Exception:
+            row_queue.submit([(left, batch_id) for left in row_ids[index + 1 :]])
+            raise
+        if delay is not None and delay <= MAX_COUNTDOWN_SECONDS:
+            # A row under way comes back ahead of the backlog of rows not started: its
+            # answer may have been lost, and the sooner it is looked up, the surer the lookup.
+            row_queue.submit([(row_id, batch_id)], countdown=delay, urgent=True)
+        if delay is not None and index + 1 < len(row_ids):
+            row_queue.submit([(left, batch_id) for left in row_ids[index + 1 :]])
+            return
 
 
 @app.task(name=DISPATCH_TASK, **_RETRY_ON_DATABASE)

@@ -3,6 +3,7 @@ no PIN, card number or phone anywhere in what it shows."""
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from distributor.broker import rows_per_message
 from distributor.config import Settings
 from tests.acceptance.conftest import enqueue, wait_until_settled
 from tests.factories import store_running_batch
@@ -84,9 +86,14 @@ def test_flower_shows_named_row_tasks_with_the_batch_id_and_no_card_pin_or_phone
     enqueue(pipeline_settings, batch_id)
     assert wait_until_settled(pipeline_settings, batch_id) == {"sent": ROWS}
     with httpx.Client(base_url=url, auth=(FLOWER_USER, FLOWER_PASSWORD)) as flower_api:
-        tasks = _row_tasks(flower_api, ROWS)
+        messages = math.ceil(ROWS / rows_per_message(pipeline_settings.centrapay_rate_per_second))
+        tasks = _row_tasks(flower_api, messages)
         assert {task["name"] for task in tasks.values()} == {"distributor.load_and_transfer"}
         assert all(f"'batch_id': {batch_id}" in str(task["kwargs"]) for task in tasks.values())
+        shown_rows = [
+            re.search(r"'row_ids': \[([\d, ]+)\]", str(t["kwargs"])) for t in tasks.values()
+        ]
+        assert sum(len(found.group(1).split(",")) for found in shown_rows if found) == ROWS
         answers = [
             flower_api.get(path)
             for path in [

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import httpx
 from sqlalchemy import select, update
 
-from distributor.broker import SWEEP_TASK, CeleryRowQueue, make_celery
+from distributor.broker import SWEEP_TASK, CeleryRowQueue, make_celery, rows_per_message
 from distributor.config import Settings
 from distributor.constants import BatchState, RowState
 from distributor.db import session_scope
@@ -21,6 +21,7 @@ from tests.acceptance.conftest import (
     store_batch,
     wait_for_sent,
 )
+from tests.integration.pipeline.recovery_helpers import plan_fault
 from tests.processes import ServiceProcess
 
 BACKLOG_ROWS = 300
@@ -82,3 +83,28 @@ def test_a_row_coming_back_after_a_backoff_runs_promptly_while_slow_rows_hold_th
     waited = time.monotonic() - sent_at
     celery.close()
     assert waited < COMING_BACK_PROMPT_SECONDS, f"the row waited {waited:.0f}s behind slow rows"
+
+
+def test_a_row_that_comes_back_ends_its_message_and_the_rows_not_started_go_to_the_queue(
+    pipeline_settings: Settings,
+    start_service: Callable[..., ServiceProcess],
+    control: httpx.Client,
+) -> None:
+    # One message of several rows, and after it one of another batch. The message's first
+    # row meets a 5xx and comes back: the rest of its message go behind the other batch.
+    rows = rows_per_message(pipeline_settings.centrapay_rate_per_second)
+    assert rows > 1
+    cards = [card_number(i) for i in range(rows)]
+    shared = store_batch(pipeline_settings, cards)
+    after = store_batch(pipeline_settings, [card_number(0, prefix="2341")])
+    enqueue(pipeline_settings, shared)
+    enqueue(pipeline_settings, after)
+    plan_fault(control, "POST", "/api/external-assets", "5xx")
+    start_service("worker", WORKER_CONCURRENCY="1")
+    wait_for_sent(pipeline_settings, shared, len(cards))
+    with session_scope(pipeline_settings.database_url) as session:
+        query = select(Row.line_no, Row.sent_at).where(Row.batch_id == shared)
+        sent_at = dict(session.execute(query).tuples().all())
+        other_sent_at = session.scalars(select(Row.sent_at).where(Row.batch_id == after)).one()
+    not_started = [moment for line_no, moment in sent_at.items() if line_no > 1]
+    assert other_sent_at is not None and other_sent_at < min(not_started)
