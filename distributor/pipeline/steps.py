@@ -13,7 +13,9 @@ transfer).
 **Recovery**, only after an ambiguous outcome (a timeout or a dropped connection after a
 POST: at once, in the same attempt; a lease taken over from a worker that died mid-call,
 or a lookup that failed too: ``Claim.ambiguous``, before anything is sent again; a 5xx:
-by sending again, see ``_post``), in one call whatever the account's history:
+by sending again, see ``_post``), in one call whatever the account's history. A row whose
+delivery is still unknown when its budget is spent gets up to ``LOOK_ONLY_ATTEMPTS``
+attempts more, which only look: it fails unsure only when every one of those lookups failed.
 
 - load step: ``GET /api/accounts/{id}/assets?externalId=CARD``. Ours and active: loaded
   (go on with the transfer). Ours and not active: transferred (sent). None: send again.
@@ -68,6 +70,15 @@ ACTIVE = "active"
 NOT_VISIBLE_CODES = frozenset({"ASSET_NOT_FOUND"})
 """403 codes of ``GET /api/assets/{id}`` for an asset that is no longer ours."""
 LEASE_EXPIRED = "LEASE_EXPIRED"
+LOOK_ONLY_ATTEMPTS = 3
+"""Attempts past the budget of a step whose delivery is unknown; each only looks.
+
+A card is identifiable in our account only until its recipient claims it: after that, not
+finding it there no longer says it was never loaded. So a lookup that fails transiently is
+made again soon, after a backoff started again from its first wait (``_handle``), not left
+to an operator's retry minutes later: that is what makes the row's final state true.
+Bounded, so a row whose lookups keep failing still ends: failed, its delivery unknown.
+"""
 CHECK_AGAIN_SECONDS = 5.0
 LEASE_MARGIN_SECONDS = 0.5
 """A row held by another attempt's lease comes back this long after the lease runs out."""
@@ -84,7 +95,8 @@ class _Stop(Exception):
 
 
 class _Ambiguous(DistributorError):
-    """A POST failed in a way that may have applied it: the next attempt looks first."""
+    """A call left the card's delivery unknown: a POST that failed in a way that may have
+    applied it, or the lookup meant to tell what one did. The next attempt looks first."""
 
     def __init__(self, cause: CentrapayTransient) -> None:
         super().__init__(str(cause))
@@ -190,7 +202,7 @@ def _load(ctx: PipelineContext, claim: Claim) -> None:
     try:
         card_number = ctx.vault.decrypt(row.card_number_enc)
         if claim.ambiguous:
-            found = _look(ctx, claim, lambda: _find_card(ctx, row, card_number))
+            found = _look_first(ctx, claim, lambda: _find_card(ctx, row, card_number))
             if found is not None:
                 _settle_found(ctx, claim, found)
                 return
@@ -241,8 +253,9 @@ def _send_load(ctx: PipelineContext, claim: Claim, row: RowData, card_number: st
         if error.code == DUPLICATE_ASSET:
             ours = _look(ctx, claim, lambda: _find_card(ctx, row, card_number))
             if ours is None:
-                # Held by another account: after an earlier 5xx, perhaps ours, applied and
-                # claimed since; the row cannot say the card was not delivered.
+                # Held by another account: after an earlier ambiguous outcome, perhaps ours,
+                # applied and claimed since; the row cannot say the card was not delivered
+                # (an ambiguous claim is recorded so by _handle; a 5xx, sent again unseen).
                 _handle(ctx, claim, error, unsure=row.error_code == CentrapayServerError.code)
             _settle_found(ctx, claim, ours)
             return None
@@ -258,7 +271,9 @@ def _transfer(ctx: PipelineContext, claim: Claim) -> None:
     asset_id = row.asset_id
     assert asset_id is not None and row.recipient is not None
     try:
-        if claim.ambiguous and not _still_ours(ctx, claim, asset_id):
+        if claim.ambiguous and not _look_first(
+            ctx, claim, lambda: _still_ours(ctx, claim, asset_id)
+        ):
             _mark_sent(ctx, claim, asset_id=None, transfer=None)
         _give_up_if_spent(ctx, claim, row, "Centrapay shows the card was not transferred")
         order = _order(ctx, row)
@@ -325,12 +340,25 @@ def _look_at_once(ctx: PipelineContext, claim: Claim, lost: _Ambiguous, look: Ca
         _handle(ctx, claim, lost)
 
 
+def _look_first(ctx: PipelineContext, claim: Claim, look: Callable[[], T]) -> T:
+    """An ambiguous claim's lookup, made before anything is sent again.
+
+    Failing transiently, it leaves the delivery as unknown as it was: the row waits as
+    ambiguous and looks again after the backoff, past the budget too (``_handle``).
+    """
+    try:
+        return _look(ctx, claim, look)
+    except CentrapayTransient as error:
+        _handle(ctx, claim, _Ambiguous(error))
+
+
 def _give_up_if_spent(ctx: PipelineContext, claim: Claim, row: RowData, known: str) -> None:
     """Fail a row whose attempts are spent, once a lookup has shown nothing was applied.
 
-    A step whose last try was ambiguous gets one attempt more than the budget: it only
-    looks, so the row's final state says whether the card was delivered. Takeovers count
-    too, so a row whose workers keep dying is not taken over forever.
+    A step whose delivery is unknown when its budget is spent gets up to
+    ``LOOK_ONLY_ATTEMPTS`` attempts more: they only look, so the row's final state says
+    whether the card was delivered. Takeovers count too, so a row whose workers keep dying
+    is not taken over forever.
     """
     if claim.step_attempts <= ctx.policy.max_retries + 1:
         return
@@ -450,14 +478,16 @@ def _handle(
 ) -> NoReturn:
     """Record what ``error`` means for the row, then stop this run (raises _Stop).
 
-    An ambiguous POST whose retries are spent is not failed yet: the row gets one more
-    attempt that looks first (``_give_up_if_spent``), so its final state is known.
+    A call that left the delivery unknown (``_Ambiguous``) whose retries are spent is not
+    failed yet: the row comes back after the backoff to look, up to ``LOOK_ONLY_ATTEMPTS``
+    attempts past the budget (``_give_up_if_spent``), so its final state is known.
     """
     ambiguous = isinstance(error, _Ambiguous)
     cause = error.cause if isinstance(error, _Ambiguous) else error
     outcome = decide(cause, step_attempts=claim.step_attempts, policy=ctx.policy)
     action = outcome.action
-    if action is Action.FAIL and ambiguous:
+    looks_left = claim.step_attempts <= ctx.policy.max_retries + LOOK_ONLY_ATTEMPTS
+    if action is Action.FAIL and ambiguous and looks_left:
         action = Action.RETRY_LATER
     metrics.ROW_OUTCOMES.labels(step=claim.step, outcome=outcome.error_code).inc()
     logger.info("row %s %s: %s -> %s", claim.row_id, claim.step, outcome.error_code, action.value)
@@ -485,8 +515,10 @@ def _handle(
         else:
             counted = action is Action.RETRY_LATER
             delay = outcome.delay_seconds
-            if action is not outcome.action:  # kept for the one look before failing
-                delay = ctx.policy.delay(claim.step_attempts)
+            if action is not outcome.action:
+                # Kept to look before failing: the backoff starts again from its first
+                # wait, since a look made soon is one made before the recipient claims.
+                delay = ctx.policy.delay(claim.step_attempts - ctx.policy.max_retries)
             transitions.release(
                 session,
                 claim=claim,

@@ -9,6 +9,7 @@ from collections import Counter
 import httpx
 from sqlalchemy import update
 
+from centrapay_sandbox.lifecycle import CLAIMED_AFTER_SECONDS
 from distributor.centrapay.client import CentrapayClient, Loaded, TransferOrder
 from distributor.config import Settings
 from distributor.constants import UNSETTLED_STATES
@@ -129,3 +130,10 @@ def load_out_of_band(client: CentrapayClient, card: str, *, transfer: bool = Fal
         description=None,
         transfer=ORDER if transfer else None,
     )
+
+
+def claimed_by_recipient(control: httpx.Client) -> None:
+    """Run the sandbox's clock past the claim of every transfer made so far: each card is
+    its recipient's, no longer in our account."""
+    answer = control.post("/clock/advance", json={"seconds": CLAIMED_AFTER_SECONDS + 1})
+    assert answer.status_code == 200, answer.text

@@ -23,7 +23,7 @@ from distributor.pipeline.clock import utcnow
 from distributor.pipeline.context import PipelineContext, build_context
 from distributor.pipeline.retry import retry
 from distributor.pipeline.single_call import TWO_STEP_NOTICE
-from distributor.pipeline.steps import advance_row
+from distributor.pipeline.steps import LOOK_ONLY_ATTEMPTS, advance_row
 from distributor.pipeline.transfer_ids import SYNC_MAX_PAGES, sync_transfer_ids
 from distributor.ratelimit.local import LocalTokenBucket
 from distributor.vault import vault_from_settings
@@ -33,6 +33,7 @@ from tests.integration.pipeline.recovery_helpers import (
     api_calls,
     calls_by_endpoint,
     card_ledger,
+    claimed_by_recipient,
     load_out_of_band,
     plan_fault,
     read_batch,
@@ -313,21 +314,98 @@ def test_ambiguous_failures_past_the_budget_end_with_the_card_known_not_delivere
     assert card_ledger(control, CARD)["loads"] == 0
 
 
-def test_a_row_whose_lookups_fail_too_ends_with_its_delivery_unknown(
+def test_a_look_only_attempt_that_finds_nothing_ends_the_row_known_not_delivered(
     settings: Settings, sandbox: SandboxHandle, control: httpx.Client
 ) -> None:
     ctx = _context(settings, sandbox, max_auto_retries=1)
     try:
+        plan_fault(control, "GET", "/api/accounts/", "5xx", count=2)
+        row_id = _row_through_fault(ctx, settings, control, "5xx", count=2)
+    finally:
+        ctx.close()
+    row = read_row(settings, row_id)
+    assert (row.state, row.error_code, row.ambiguous) == ("failed", "SERVER_ERROR", False)
+    assert "not loaded" in (row.error_detail or "")
+    assert api_calls(control) == [LOAD, LOAD, FIND_CARD, FIND_CARD, FIND_CARD], "no third load"
+    assert card_ledger(control, CARD)["loads"] == 0
+
+
+def test_a_lost_answer_whose_lookups_fail_past_the_budget_is_found_by_a_later_look(
+    settings: Settings, sandbox: SandboxHandle, control: httpx.Client
+) -> None:
+    """The soak's row: the load is applied but its answer lost, the lookup made at once
+    fails, then the one of the budget's last attempt, then those of all but the last
+    look-only attempt. The last finds the card before its recipient claims it: sent."""
+    ctx = _context(settings, sandbox, max_auto_retries=1)
+    try:
         row_id = stored_row(settings, CARD)
         plan_fault(control, "POST", "/api/external-assets", "timeout")
-        plan_fault(control, "GET", "/api/accounts/", "5xx", count=2)
+        plan_fault(control, "GET", "/api/accounts/", "timeout", count=LOOK_ONLY_ATTEMPTS + 1)
+        run_to_rest(ctx, row_id)
+        row = read_row(settings, row_id)
+        assert (row.state, row.transfer_id_pending) == ("sent", True)
+        assert api_calls(control) == [LOAD] + [FIND_CARD] * (LOOK_ONLY_ATTEMPTS + 2)
+        sync_transfer_ids(database_url=settings.database_url, client=ctx.client)
+    finally:
+        ctx.close()
+    _assert_sent_once(settings, control, sandbox, row_id)
+
+
+def test_a_lost_transfer_answer_whose_lookups_fail_past_the_budget_is_found_by_a_later_look(
+    settings: Settings, sandbox: SandboxHandle, control: httpx.Client
+) -> None:
+    ctx = _context(settings, sandbox, max_auto_retries=1, centrapay_single_call=False)
+    try:
+        plan_fault(control, "GET", "/api/assets/", "5xx", count=LOOK_ONLY_ATTEMPTS + 1)
+        row_id = _row_through_fault(ctx, settings, control, "timeout", path="/api/asset-transfers")
+        assert read_row(settings, row_id).transfer_id_pending
+        assert api_calls(control) == [LOAD, TRANSFER] + [GET_ASSET] * (LOOK_ONLY_ATTEMPTS + 2)
+        sync_transfer_ids(database_url=settings.database_url, client=ctx.client)
+    finally:
+        ctx.close()
+    _assert_sent_once(settings, control, sandbox, row_id)
+
+
+def test_a_row_whose_lookups_keep_failing_ends_with_its_delivery_unknown(
+    settings: Settings, sandbox: SandboxHandle, control: httpx.Client
+) -> None:
+    looks = LOOK_ONLY_ATTEMPTS + 2  # at once, on the budget's last attempt, then look-only
+    ctx = _context(settings, sandbox, max_auto_retries=1)
+    try:
+        row_id = stored_row(settings, CARD)
+        plan_fault(control, "POST", "/api/external-assets", "timeout")
+        plan_fault(control, "GET", "/api/accounts/", "5xx", count=looks)
         run_to_rest(ctx, row_id)
     finally:
         ctx.close()
     row = read_row(settings, row_id)
     assert (row.state, row.error_code, row.ambiguous) == ("failed", "SERVER_ERROR", True)
-    assert api_calls(control) == [LOAD, FIND_CARD, FIND_CARD]
+    assert api_calls(control) == [LOAD] + [FIND_CARD] * looks, "looks only, never loads again"
     assert card_ledger(control, CARD)["transfers"] == 1, "delivered, and the row does not deny it"
+
+
+def test_a_look_only_attempt_comes_back_after_the_first_backoff_not_the_budgets_last(
+    settings: Settings, sandbox: SandboxHandle, control: httpx.Client
+) -> None:
+    # Backoff 1 s doubling: the budget's last wait would be 4-8 s, the first is 0.5-1 s.
+    ctx = _context(
+        settings,
+        sandbox,
+        max_auto_retries=3,
+        retry_backoff_seconds=1.0,
+        retry_backoff_max_seconds=60.0,
+    )
+    try:
+        row_id = stored_row(settings, CARD)
+        set_row(settings, row_id, load_attempts=3, ambiguous=True)
+        plan_fault(control, "GET", "/api/accounts/", "5xx")
+        delay = advance_row(ctx, row_id)
+    finally:
+        ctx.close()
+    assert delay is not None and delay <= 1.0, delay
+    row = read_row(settings, row_id)
+    assert (row.state, row.ambiguous) == ("pending", True)
+    assert api_calls(control) == [FIND_CARD]
 
 
 def test_a_row_taken_over_too_often_looks_then_fails_with_the_card_known_not_loaded(
@@ -405,6 +483,24 @@ def test_a_retried_row_whose_delivery_was_unknown_looks_before_it_sends(
     run_to_rest(ctx, row_id)
     assert read_row(settings, row_id).transfer_id_pending
     assert api_calls(control)[1:] == [FIND_CARD]
+    assert card_ledger(control, CARD)["loads"] == 1
+
+
+def test_a_retried_row_whose_card_its_recipient_claimed_since_fails_with_delivery_unknown(
+    settings: Settings, ctx: PipelineContext, control: httpx.Client
+) -> None:
+    """The soak's row, minutes after it failed unsure: delivered, then claimed, so no longer
+    in our account. Its load is refused (DUPLICATE_ASSET) and the lookup finds nothing:
+    that cannot tell "not delivered" from "delivered and claimed"."""
+    load_out_of_band(ctx.client, CARD, transfer=True)
+    claimed_by_recipient(control)
+    row_id = stored_row(settings, CARD, state="failed")
+    set_row(settings, row_id, load_attempts=6, error_code="TIMEOUT", ambiguous=True)
+    _retry(settings, read_row(settings, row_id).batch_id)
+    run_to_rest(ctx, row_id)
+    row = read_row(settings, row_id)
+    assert (row.state, row.error_code, row.ambiguous) == ("failed", "DUPLICATE_ASSET", True)
+    assert api_calls(control)[1:] == [FIND_CARD, LOAD, FIND_CARD]
     assert card_ledger(control, CARD)["loads"] == 1
 
 
