@@ -50,11 +50,12 @@ def dispatch(
     batch_id: int | None,
     enqueued_before: datetime | None = None,
     limit: int | None = None,
-    expired_only: bool = False,
+    under_way_only: bool = False,
 ) -> int:
     """Send every ready row (of one batch, or all running batches) to ``queue``, in chunks.
 
-    ``expired_only``: only rows whose lease ran out, sent as urgent.
+    ``under_way_only``: only rows under way whose message is lost (a lease run out, a
+    retry overdue or forgotten), sent as urgent.
 
     Returns how many rows were sent. Each chunk is taken (``FOR UPDATE SKIP LOCKED``, so
     two sweepers at once never send one row twice), sent and marked enqueued in its own
@@ -77,12 +78,12 @@ def dispatch(
                 limit=chunk,
                 enqueued_before=enqueued_before,
                 lock=True,
-                expired_only=expired_only,
+                under_way_only=under_way_only,
             )
             if not rows:
                 break
             ready_rows.mark_enqueued(session, row_ids=[row_id for row_id, _ in rows], now=now)
-            queue.submit(rows, urgent=expired_only)
+            queue.submit(rows, urgent=under_way_only)
         sent += len(rows)
         after_id = rows[-1][0]
     return sent

@@ -12,11 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from distributor.constants import UNSETTLED_STATES, BatchState, RowState
 from distributor.models import Batch, Row
+
+RETRY_OVERDUE_SECONDS = 10.0
+"""A row waiting for another attempt whose wait ended this long ago without a message
+having taken it lost that message (see ``_lost_under_way``); sent again at most this often."""
 
 
 def ready_row_ids(
@@ -28,7 +32,7 @@ def ready_row_ids(
     limit: int,
     enqueued_before: datetime | None = None,
     lock: bool = False,
-    expired_only: bool = False,
+    under_way_only: bool = False,
 ) -> list[tuple[int, int]]:
     """(row id, batch id) of rows of running batches that a task could take now, by id.
 
@@ -36,8 +40,8 @@ def ready_row_ids(
     whose wait is over, all of them, or with ``enqueued_before`` only those never
     enqueued or last enqueued before then (which also takes expired rows again). With
     ``lock``, the rows are locked until commit and rows another transaction holds are
-    skipped (Postgres; SQLite has one writer anyway). ``expired_only``: only in-flight
-    rows whose lease ran out.
+    skipped (Postgres; SQLite has one writer anyway). ``under_way_only``: only rows under
+    way whose message is lost (``_lost_under_way``).
     """
     waiting = and_(
         Row.state.in_([RowState.PENDING, RowState.LOADED]),
@@ -62,7 +66,7 @@ def ready_row_ids(
         .where(
             Batch.state == BatchState.RUNNING,
             Row.id > after_id,
-            expired if expired_only else or_(waiting, expired),
+            or_(expired, _lost_under_way(now)) if under_way_only else or_(waiting, expired),
         )
         .order_by(Row.id)
         .limit(limit)
@@ -72,6 +76,26 @@ def ready_row_ids(
     if lock:
         query = query.with_for_update(skip_locked=True, of=Row)
     return [(row_id, row_batch) for row_id, row_batch in session.execute(query)]
+
+
+def _lost_under_way(now: datetime) -> ColumnElement[bool]:
+    """Waiting rows under way (a step tried before: a backoff, a loaded card, a lost answer)
+    whose wait is over and whose message is lost: forgotten by a rebuild, or overdue.
+
+    Such a row's next attempt went as an urgent message with a countdown, which a worker
+    holds in memory until it falls due: killed, or with Redis lost, the message is gone.
+    Sent with the backlog, the row would wait minutes behind it, and the lookup a lost
+    answer needs is sure only before the recipient claims the card.
+    """
+    overdue = now - timedelta(seconds=RETRY_OVERDUE_SECONDS)
+    under_way = or_(Row.state == RowState.LOADED, Row.not_before.is_not(None), Row.ambiguous)
+    lost = or_(Row.enqueued_at.is_(None), and_(Row.not_before < overdue, Row.enqueued_at < overdue))
+    return and_(
+        Row.state.in_([RowState.PENDING, RowState.LOADED]),
+        or_(Row.not_before.is_(None), Row.not_before <= now),
+        under_way,
+        lost,
+    )
 
 
 def mark_enqueued(session: Session, *, row_ids: Sequence[int], now: datetime) -> None:

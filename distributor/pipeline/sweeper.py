@@ -8,6 +8,8 @@ Run periodically by beat (every SWEEP_INTERVAL_SECONDS). Each run:
   again: the queue is whole again within a sweep or two, not when it happens to run empty;
 - sends every row never enqueued (or forgotten), and every row whose lease ran out (its
   worker died: a SIGKILLed worker's message is acked anyway on Redis);
+- sends ahead of the backlog each row under way (a backoff, a lost answer) whose next
+  attempt's message was lost with a worker or a Redis: forgotten, or overdue;
 - when the queue is empty, also every ready row not enqueued recently (a message lost
   some other way, e.g. held in the memory of a worker that was killed);
 - sends the rows of cancelled batches whose card may have gone (an ambiguous last call,
@@ -86,14 +88,15 @@ def sweep(*, database_url: str, queue: RowQueue, watch: QueueWatch) -> SweepRepo
     # While messages are still queued, a waiting row that was enqueued is not lost: only
     # rows never enqueued (or forgotten above) and expired leases are.
     enqueued_before = now - timedelta(seconds=REQUEUE_AFTER_SECONDS) if watch.is_empty() else NEVER
-    # Rows of a worker that died mid-call first, ahead of the backlog (see CeleryRowQueue).
+    # Rows under way first, ahead of the backlog (see CeleryRowQueue): a worker that died
+    # mid-call, and rows whose next attempt's message was lost (ready_rows._lost_under_way).
     requeued = dispatch(
         database_url=database_url,
         queue=queue,
         batch_id=None,
         enqueued_before=enqueued_before,
         limit=SWEEP_MAX_ROWS,
-        expired_only=True,
+        under_way_only=True,
     )
     requeued += dispatch(
         database_url=database_url,

@@ -16,6 +16,7 @@ from distributor.db import session_scope
 from distributor.models import Row
 from distributor.pipeline.clock import utcnow
 from distributor.pipeline.queueing import dispatch
+from distributor.pipeline.ready_rows import RETRY_OVERDUE_SECONDS
 from distributor.pipeline.sweeper import LOSS_SEEN_MARGIN_SECONDS, REQUEUE_AFTER_SECONDS, sweep
 from distributor.vault import vault_from_settings
 from tests.factories import make_batch, make_row
@@ -132,6 +133,66 @@ def test_a_redis_that_lost_its_data_has_every_waiting_row_sent_again_at_the_next
     sweep(database_url=settings.database_url, queue=after, watch=watch)
     assert (len(rebuild.rows), report.forgotten) == (3, 3)
     assert after.rows == [], "a second sweep sent the rebuilt rows again"
+
+
+def _row_coming_back(settings: Settings, *, due_ago: float, enqueued_ago: float) -> int:
+    """A row released for another attempt whose wait ended ``due_ago`` seconds ago, its
+    last dispatch ``enqueued_ago`` seconds ago (its retry went as a countdown message)."""
+    now = utcnow()
+    with session_scope(settings.database_url) as session:
+        batch = make_batch(session)
+        row = make_row(
+            session, batch=batch, vault=vault_from_settings(settings), card_number="23405600001"
+        )
+        session.execute(
+            update(Row)
+            .where(Row.id == row.id)
+            .values(
+                load_attempts=1,
+                ambiguous=True,
+                not_before=now - timedelta(seconds=due_ago),
+                enqueued_at=now - timedelta(seconds=enqueued_ago),
+            )
+        )
+        return row.id
+
+
+def test_a_row_whose_retry_message_was_lost_goes_ahead_of_the_backlog_once_overdue(
+    settings: Settings, watch: RedisQueueWatch
+) -> None:
+    # Its countdown message died with a worker; the backlog's messages are still queued.
+    row_id = _row_coming_back(
+        settings, due_ago=RETRY_OVERDUE_SECONDS + 1, enqueued_ago=RETRY_OVERDUE_SECONDS + 60
+    )
+    _queue_holds_a_message(settings.redis_url)
+    first, second = RecordingQueue(), RecordingQueue()
+    sweep(database_url=settings.database_url, queue=first, watch=watch)
+    sweep(database_url=settings.database_url, queue=second, watch=watch)
+    assert first.urgent == [(row_id, first.rows[0][1])] and first.rows == first.urgent
+    assert second.rows == [], "sent again before its new message could run"
+
+
+def test_a_row_whose_retry_fell_due_moments_ago_is_left_to_its_message(
+    settings: Settings, watch: RedisQueueWatch
+) -> None:
+    _row_coming_back(settings, due_ago=1, enqueued_ago=60)
+    _queue_holds_a_message(settings.redis_url)
+    queue = RecordingQueue()
+    sweep(database_url=settings.database_url, queue=queue, watch=watch)
+    assert queue.rows == []
+
+
+def test_a_row_under_way_forgotten_by_a_rebuild_goes_ahead_of_the_backlog(
+    settings: Settings, watch: RedisQueueWatch
+) -> None:
+    row_id = _row_coming_back(settings, due_ago=1, enqueued_ago=60)
+    redis.Redis.from_url(settings.redis_url).flushdb()
+    _queue_holds_a_message(settings.redis_url)
+    first, second = RecordingQueue(), RecordingQueue()
+    sweep(database_url=settings.database_url, queue=first, watch=watch)
+    sweep(database_url=settings.database_url, queue=second, watch=watch)
+    assert [row for row, _ in first.urgent] == [row_id], "sent behind the backlog"
+    assert second.rows == []
 
 
 def test_rows_dispatched_after_redis_lost_its_data_are_not_sent_again_by_the_rebuild(
