@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
@@ -46,9 +46,10 @@ from distributor.pipeline import scheduling, tracking
 from distributor.pipeline.clock import utcnow
 from distributor.pipeline.context import PipelineContext, build_context
 from distributor.pipeline.queueing import dispatch
-from distributor.pipeline.steps import advance_row
+from distributor.pipeline.steps import advance_row, rows_taken
 from distributor.pipeline.sweeper import sweep
 from distributor.pipeline.transfer_ids import sync_transfer_ids
+from distributor.pipeline.transitions import Claim
 from distributor.ratelimit import bucket_name_for
 from distributor.ratelimit.redis import RedisTokenBucket
 
@@ -203,6 +204,10 @@ def load_and_transfer(*, batch_id: int, row_ids: list[int]) -> None:
     coming back after a backoff then waits for a free thread no longer than it would behind
     one-row messages, and its lookup is made while it can still tell.
 
+    The load steps of a message's rows are taken in one transaction (``rows_taken``), each
+    row's claim then used when its turn comes; those whose turn does not come are handed
+    back before the rest of the message goes back to the queue.
+
     A database outage retries the whole message (rows already settled are skipped by their
     claim, rows waiting out a backoff by theirs); any other error sends the rows not yet
     advanced in a message of their own before it is raised, so they do not wait for the
@@ -210,25 +215,42 @@ def load_and_transfer(*, batch_id: int, row_ids: list[int]) -> None:
     """
     context = pipeline_context()
     started = time.monotonic()
-    for index, row_id in enumerate(row_ids):
-        if index and time.monotonic() - started > MESSAGE_SECONDS_MAX:
-            row_queue.submit([(left, batch_id) for left in row_ids[index:]])
-            return
-        try:
-            with _database_errors(), on_behalf_of(batch_id):
-                delay = advance_row(context, row_id)
-        except DatabaseUnavailable:
-            raise
-        except Exception:
-            row_queue.submit([(left, batch_id) for left in row_ids[index + 1 :]])
-            raise
-        if delay is not None and delay <= MAX_COUNTDOWN_SECONDS:
-            # A row under way comes back ahead of the backlog of rows not started: its
-            # answer may have been lost, and the sooner it is looked up, the surer the lookup.
-            row_queue.submit([(row_id, batch_id)], countdown=delay, urgent=True)
-        if delay is not None and index + 1 < len(row_ids):
-            row_queue.submit([(left, batch_id) for left in row_ids[index + 1 :]])
-            return
+    left: list[int] = []
+    try:
+        with _database_errors(), _taken_together(context, row_ids) as taken:
+            for index, row_id in enumerate(row_ids):
+                if index and (
+                    time.monotonic() - started > MESSAGE_SECONDS_MAX or context.stopping.is_set()
+                ):
+                    left = row_ids[index:]
+                    return
+                try:
+                    with _database_errors(), on_behalf_of(batch_id):
+                        delay = advance_row(context, row_id, loading=taken.pop(row_id, None))
+                except DatabaseUnavailable:
+                    raise
+                except Exception:
+                    left = row_ids[index + 1 :]
+                    raise
+                if delay is not None and delay <= MAX_COUNTDOWN_SECONDS:
+                    # A row under way comes back ahead of the backlog of rows not started:
+                    # its answer may have been lost, and the sooner it is looked up, the surer.
+                    row_queue.submit([(row_id, batch_id)], countdown=delay, urgent=True)
+                if delay is not None:
+                    left = row_ids[index + 1 :]
+                    return
+    finally:
+        # Once the rows taken but not started are handed back (as the block above ends).
+        if left:
+            row_queue.submit([(rest, batch_id) for rest in left])
+
+
+def _taken_together(
+    context: PipelineContext, row_ids: list[int]
+) -> AbstractContextManager[dict[int, Claim]]:
+    """The load step of a message's rows, taken in one transaction (``rows_taken``); a
+    message of one row takes it as it runs."""
+    return rows_taken(context, row_ids) if len(row_ids) > 1 else nullcontext({})
 
 
 @app.task(name=DISPATCH_TASK, **_RETRY_ON_DATABASE)

@@ -57,10 +57,17 @@ class LeaseKeeper:
 
     @contextmanager
     def hold(self, claim: Claim, *, claimed_at: float) -> Iterator[None]:
-        """Keep ``claim``'s lease renewed while the block runs (``claimed_at``: monotonic)."""
-        entry = _Held(claim=claim, valid_until=claimed_at + self._lease_seconds - self._margin)
+        """Keep ``claim``'s lease renewed while the block runs (``claimed_at``: monotonic).
+
+        A claim held already (rows taken together, each then run in turn) is held on as it
+        is, renewals and all; the innermost block to end lets it go.
+        """
         with self._lock:
-            self._held[claim.row_id] = entry
+            entry = self._held.get(claim.row_id)
+            if entry is None or entry.claim.lease_token != claim.lease_token:
+                valid_until = claimed_at + self._lease_seconds - self._margin
+                entry = _Held(claim=claim, valid_until=valid_until)
+                self._held[claim.row_id] = entry
             self._start_heartbeat()
         try:
             yield

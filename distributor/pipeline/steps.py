@@ -35,10 +35,14 @@ late-applied earlier attempt is never reported as a failure of a delivered card.
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from typing import NoReturn, TypeVar
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from distributor import metrics
 from distributor.centrapay.client import Asset, Loaded, Transfer, TransferOrder
@@ -103,22 +107,28 @@ class _Ambiguous(DistributorError):
         self.cause = cause
 
 
-def advance_row(ctx: PipelineContext, row_id: int) -> float | None:
+def advance_row(ctx: PipelineContext, row_id: int, *, loading: Claim | None = None) -> float | None:
     """Take the row as far as it can go now; seconds until it should be run again, or None.
 
-    A process that is stopping takes no new step: the row is handed back at once (0.0),
-    so a clean stop leaves no lease behind for time to free.
+    ``loading``: the row's load step, taken already and held (``rows_taken``); it runs. A
+    process that is stopping takes no new step: the row is handed back at once (0.0), so a
+    clean stop leaves no lease behind for time to free.
     """
     try:
         taken = False
         for step, run in ((LOAD, _load), (TRANSFER, _transfer)):
-            if ctx.stopping.is_set():
-                return 0.0
             claimed_at = time.monotonic()
-            with session_scope(ctx.database_url) as session:
-                claim = transitions.claim(
-                    session, row_id=row_id, step=step, now=utcnow(), lease=ctx.lease
-                )
+            if step == LOAD and loading is not None:
+                claim: Claim | None = loading
+                # Held since it was taken (rows_taken); were it not, no call may start.
+                claimed_at = -math.inf
+            elif ctx.stopping.is_set():
+                return 0.0
+            else:
+                with session_scope(ctx.database_url) as session:
+                    claim = transitions.claim(
+                        session, row_id=row_id, step=step, now=utcnow(), lease=ctx.lease
+                    )
             if claim is not None:
                 taken = True
                 with ctx.leases.hold(claim, claimed_at=claimed_at):
@@ -129,6 +139,46 @@ def advance_row(ctx: PipelineContext, row_id: int) -> float | None:
     except _Stop as stop:
         return stop.delay
     return None
+
+
+@contextmanager
+def rows_taken(ctx: PipelineContext, row_ids: Sequence[int]) -> Iterator[dict[int, Claim]]:
+    """The load step of each of ``row_ids`` waiting for it, taken in one transaction (one
+    instead of one a row), by row id; their leases are held while the block runs.
+
+    The caller pops each claim it runs (``advance_row(loading=...)``); those left when the
+    block ends (the message ran out of time, a row met trouble, an error) are handed back
+    at once, not counted as attempts. If that fails too, their leases run out and they are
+    taken over, looked up first, like the rows of a worker that died.
+    """
+    claimed_at = time.monotonic()
+    with session_scope(ctx.database_url) as session:
+        claims = transitions.claim_many(
+            session, row_ids=row_ids, step=LOAD, now=utcnow(), lease=ctx.lease
+        )
+    with ExitStack() as held:
+        for claim in claims.values():
+            held.enter_context(ctx.leases.hold(claim, claimed_at=claimed_at))
+        try:
+            yield claims
+        finally:
+            if claims:
+                _hand_back_unstarted(ctx, list(claims.values()))
+
+
+def _hand_back_unstarted(ctx: PipelineContext, claims: list[Claim]) -> None:
+    try:
+        with session_scope(ctx.database_url) as session:
+            for claim in claims:
+                transitions.release(
+                    session, claim=claim, not_before=None, now=utcnow(), counted=False
+                )
+    except SQLAlchemyError as error:
+        logger.warning(
+            "%d rows taken but not started are left to their leases: %s",
+            len(claims),
+            type(error).__name__,
+        )
 
 
 def _until_lease_runs_out(ctx: PipelineContext, row_id: int) -> float | None:
