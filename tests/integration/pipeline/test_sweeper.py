@@ -45,23 +45,24 @@ def _queue_holds_a_message(redis_url: str) -> None:
     redis.Redis.from_url(redis_url).lpush(CELERY_QUEUE, "a message of another row")
 
 
-def _in_flight_row(settings: Settings, *, lease_ago: float, enqueued_ago: float) -> int:
-    now = utcnow()
+def _row_as(settings: Settings, card: str, **values: object) -> int:
+    """A row of a new running batch, written as ``values`` say (as earlier work left it)."""
     with session_scope(settings.database_url) as session:
         batch = make_batch(session)
-        row = make_row(
-            session, batch=batch, vault=vault_from_settings(settings), card_number="23405500001"
-        )
-        session.execute(
-            update(Row)
-            .where(Row.id == row.id)
-            .values(
-                state=RowState.TRANSFERRING,
-                lease_until=now - timedelta(seconds=lease_ago),
-                enqueued_at=now - timedelta(seconds=enqueued_ago),
-            )
-        )
+        row = make_row(session, batch=batch, vault=vault_from_settings(settings), card_number=card)
+        session.execute(update(Row).where(Row.id == row.id).values(**values))
         return row.id
+
+
+def _in_flight_row(settings: Settings, *, lease_ago: float, enqueued_ago: float) -> int:
+    now = utcnow()
+    return _row_as(
+        settings,
+        "23405500001",
+        state=RowState.TRANSFERRING,
+        lease_until=now - timedelta(seconds=lease_ago),
+        enqueued_at=now - timedelta(seconds=enqueued_ago),
+    )
 
 
 def test_a_row_whose_lease_ran_out_is_requeued_once_per_expiry(
@@ -96,8 +97,16 @@ def test_an_expired_row_requeued_moments_ago_is_left_to_its_message(
     assert queue.rows == []
 
 
-def _waiting_rows(settings: Settings, count: int, *, enqueued_ago: float, wait: float = 0) -> None:
-    """``count`` pending rows enqueued ``enqueued_ago`` seconds ago, due in ``wait`` seconds."""
+def _waiting_rows(
+    settings: Settings,
+    count: int,
+    *,
+    enqueued_ago: float | None,
+    wait: float = 0,
+    card_prefix: str = "2340660",
+) -> int:
+    """A batch of ``count`` pending rows enqueued ``enqueued_ago`` seconds ago (None: never),
+    due in ``wait`` seconds; its id."""
     now = utcnow()
     vault = vault_from_settings(settings)
     with session_scope(settings.database_url) as session:
@@ -107,17 +116,19 @@ def _waiting_rows(settings: Settings, count: int, *, enqueued_ago: float, wait: 
                 session,
                 batch=batch,
                 vault=vault,
-                card_number=f"2340660{index:04d}",
+                card_number=f"{card_prefix}{index:04d}",
                 line_no=index + 1,
             )
+        enqueued = None if enqueued_ago is None else now - timedelta(seconds=enqueued_ago)
         session.execute(
             update(Row)
             .where(Row.batch_id == batch.id)
             .values(
-                enqueued_at=now - timedelta(seconds=enqueued_ago),
+                enqueued_at=enqueued,
                 not_before=(now + timedelta(seconds=wait)) if wait else None,
             )
         )
+        return batch.id
 
 
 def test_a_redis_that_lost_its_data_has_every_waiting_row_sent_again_at_the_next_sweep(
@@ -139,22 +150,14 @@ def _row_coming_back(settings: Settings, *, due_ago: float, enqueued_ago: float)
     """A row released for another attempt whose wait ended ``due_ago`` seconds ago, its
     last dispatch ``enqueued_ago`` seconds ago (its retry went as a countdown message)."""
     now = utcnow()
-    with session_scope(settings.database_url) as session:
-        batch = make_batch(session)
-        row = make_row(
-            session, batch=batch, vault=vault_from_settings(settings), card_number="23405600001"
-        )
-        session.execute(
-            update(Row)
-            .where(Row.id == row.id)
-            .values(
-                load_attempts=1,
-                ambiguous=True,
-                not_before=now - timedelta(seconds=due_ago),
-                enqueued_at=now - timedelta(seconds=enqueued_ago),
-            )
-        )
-        return row.id
+    return _row_as(
+        settings,
+        "23405600001",
+        load_attempts=1,
+        ambiguous=True,
+        not_before=now - timedelta(seconds=due_ago),
+        enqueued_at=now - timedelta(seconds=enqueued_ago),
+    )
 
 
 def test_a_row_whose_retry_message_was_lost_goes_ahead_of_the_backlog_once_overdue(
@@ -202,7 +205,7 @@ def test_rows_dispatched_after_redis_lost_its_data_are_not_sent_again_by_the_reb
     # went to the Redis as it is now. Only rows marked before the loss was seen go again.
     _waiting_rows(settings, 2, enqueued_ago=LOSS_SEEN_MARGIN_SECONDS + 5)
     redis.Redis.from_url(settings.redis_url).flushdb()
-    fresh = _new_pending_rows(settings, 3)
+    fresh = _waiting_rows(settings, 3, enqueued_ago=None, card_prefix="2340670")
     dispatch(
         database_url=settings.database_url,
         queue=CeleryRowQueue(make_celery(settings)),
@@ -222,22 +225,6 @@ def test_a_loss_seen_while_a_rebuild_is_under_way_is_not_recorded(
     assert watch.claim_rebuild()
     CeleryRowQueue(make_celery(settings)).note_if_lost()
     assert watch.loss_seen_at() is None
-
-
-def _new_pending_rows(settings: Settings, count: int) -> int:
-    """A batch of ``count`` pending rows never enqueued; its id."""
-    vault = vault_from_settings(settings)
-    with session_scope(settings.database_url) as session:
-        batch = make_batch(session)
-        for index in range(count):
-            make_row(
-                session,
-                batch=batch,
-                vault=vault,
-                card_number=f"2340670{index:04d}",
-                line_no=index + 1,
-            )
-        return batch.id
 
 
 def test_a_row_waiting_out_a_backoff_when_redis_lost_its_data_is_sent_when_due(
