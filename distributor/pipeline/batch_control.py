@@ -178,12 +178,6 @@ _UNSETTLED = select(
         cast(Table, Row.__table__).c.state.in_(UNSETTLED_STATES),
     )
 )
-_WAITING = select(
-    exists().where(
-        cast(Table, Row.__table__).c.batch_id == bindparam("batch_id"),
-        cast(Table, Row.__table__).c.state.in_([RowState.PENDING, RowState.LOADED]),
-    )
-)
 _LOCK_BATCH = (
     select(cast(Table, Batch.__table__).c.id)
     .where(cast(Table, Batch.__table__).c.id == bindparam("batch_id"))
@@ -209,18 +203,6 @@ def finish_if_settled(session: Session, *, batch_id: int, now: datetime) -> bool
         return False
     outbox.record(session, batch_id=batch_id, event=BatchEvent.DONE, reason=None, now=now)
     return True
-
-
-def has_waiting_rows(session: Session, *, batch_id: int) -> bool:
-    """True when a row of the batch waits for a step (pending or loaded, as committed).
-
-    Asked in the transaction that settles a row: a waiting row settles later and makes the
-    finish check then, so this row can skip its own (``finish_if_settled``, a transaction
-    of its own): one transaction less per row for all of a batch but its last rows. Rows in
-    flight do not count: two rows settling at once each see the other in flight, and both
-    must check.
-    """
-    return bool(session.connection().execute(_WAITING, {"batch_id": batch_id}).scalar())
 
 
 def reopen(session: Session, *, batch_id: int) -> None:

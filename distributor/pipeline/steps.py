@@ -486,7 +486,7 @@ def _mark_sent(
     ctx: PipelineContext, claim: Claim, *, asset_id: str | None, transfer: Transfer | None
 ) -> NoReturn:
     with session_scope(ctx.database_url) as session:
-        moved = transitions.mark_sent(
+        marked = transitions.mark_sent(
             session,
             claim=claim,
             asset_id=asset_id,
@@ -494,9 +494,9 @@ def _mark_sent(
             transfer_status=None if transfer is None else transfer.status,
             now=utcnow(),
         )
-        others_wait = moved and batch_control.has_waiting_rows(session, batch_id=claim.batch_id)
-    _finish_step(claim, moved, "sent" if transfer is not None else "sent_transfer_id_pending")
-    if not others_wait:
+    outcome = "sent" if transfer is not None else "sent_transfer_id_pending"
+    _finish_step(claim, marked.moved, outcome)
+    if not marked.others_wait:
         _finish_batch_if_settled(ctx, claim.batch_id)
     raise _Stop(None)
 

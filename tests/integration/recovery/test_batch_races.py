@@ -9,22 +9,27 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import psycopg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from distributor.batches import batch_counts, get_batch
 from distributor.config import Settings
 from distributor.constants import BatchState, RowState
 from distributor.db import session_scope
 from distributor.errors import Conflict
-from distributor.pipeline import batch_control
+from distributor.models import Batch
+from distributor.pipeline import batch_control, transitions
 from distributor.pipeline.clock import utcnow
 from distributor.pipeline.retry import RetryResult, retry
 from distributor.vault import vault_from_settings
 from tests.factories import make_batch, make_row
+
+LEASE = timedelta(seconds=30)
 
 BLOCKED_WAIT_SECONDS = 5.0
 
@@ -159,9 +164,42 @@ def test_a_cancel_of_a_running_batch_cancels_its_waiting_rows(settings: Settings
         assert batch_counts(session, batch_id)[RowState.CANCELLED] == 1
 
 
-def _waiting(settings: Settings, batch_id: int) -> bool:
+def _settling(settings: Settings, batch_id: int, count: int = 1) -> list[transitions.Claim]:
+    """``count`` more rows of the batch, each taken for its transfer step (about to settle)."""
+    vault = vault_from_settings(settings)
     with session_scope(settings.database_url) as session:
-        return batch_control.has_waiting_rows(session, batch_id=batch_id)
+        batch = session.get_one(Batch, batch_id)
+        rows = [
+            make_row(
+                session,
+                batch=batch,
+                vault=vault,
+                card_number=f"2340771{index:04d}",
+                state=RowState.LOADED,
+                line_no=100 + index,
+            )
+            for index in range(count)
+        ]
+    claims = []
+    with session_scope(settings.database_url) as session:
+        for row in rows:
+            claim = transitions.claim(
+                session, row_id=row.id, step=transitions.TRANSFER, now=utcnow(), lease=LEASE
+            )
+            assert claim is not None
+            claims.append(claim)
+    return claims
+
+
+def _mark_sent(session: Session, claim: transitions.Claim) -> transitions.SentMark:
+    return transitions.mark_sent(
+        session,
+        claim=claim,
+        asset_id=None,
+        transfer_id="transfer-1",
+        transfer_status="pending",
+        now=utcnow(),
+    )
 
 
 @pytest.mark.parametrize(
@@ -177,28 +215,22 @@ def test_a_settling_row_skips_the_finish_check_only_while_a_row_waits_for_a_step
 ) -> None:
     """A waiting row makes the check itself when it settles; a row in flight may be
     settling at this very moment, seeing this row in flight too: both must check."""
-    assert _waiting(settings, _batch_with_rows(settings, states)) is waits
+    (claim,) = _settling(settings, _batch_with_rows(settings, states))
+    with session_scope(settings.database_url) as session:
+        marked = _mark_sent(session, claim)
+    assert (marked.moved, marked.others_wait) == (True, waits)
 
 
 def test_the_last_two_rows_settling_at_once_close_the_batch(settings: Settings) -> None:
     """Each row's transaction sees the other in flight (uncommitted): neither skips the
     check made after its commit, and the later one closes the batch."""
-    batch_id = _batch_with_rows(settings, [RowState.TRANSFERRING, RowState.TRANSFERRING])
-    with session_scope(settings.database_url) as session:
-        first, second = session.scalars(
-            text("SELECT id FROM rows WHERE batch_id = :b ORDER BY id"), {"b": batch_id}
-        ).all()
-    settle = "UPDATE rows SET state = 'sent' WHERE id = :id"
+    batch_id = _batch_with_rows(settings, [RowState.SENT])
+    first, second = _settling(settings, batch_id, count=2)
     with (
         session_scope(settings.database_url) as one,
         session_scope(settings.database_url) as two,
     ):
-        one.execute(text(settle), {"id": first})
-        two.execute(text(settle), {"id": second})
-        skips = [
-            batch_control.has_waiting_rows(one, batch_id=batch_id),
-            batch_control.has_waiting_rows(two, batch_id=batch_id),
-        ]
+        skips = [_mark_sent(one, first).others_wait, _mark_sent(two, second).others_wait]
     assert skips == [False, False]
     assert _finish(settings, batch_id)
     with session_scope(settings.database_url) as session:
