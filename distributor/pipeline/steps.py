@@ -252,7 +252,7 @@ def _load(ctx: PipelineContext, claim: Claim) -> None:
     try:
         card_number = ctx.vault.decrypt(row.card_number_enc)
         if claim.ambiguous:
-            found = _look_first(ctx, claim, lambda: _find_card(ctx, row, card_number))
+            found = _look_for_delivery(ctx, claim, lambda: _find_card(ctx, row, card_number))
             if found is not None:
                 _settle_found(ctx, claim, found)
                 return
@@ -301,7 +301,10 @@ def _send_load(ctx: PipelineContext, claim: Claim, row: RowData, card_number: st
         _hand_back(ctx, claim)
     except CentrapayForbidden as error:
         if error.code == DUPLICATE_ASSET:
-            ours = _look(ctx, claim, lambda: _find_card(ctx, row, card_number))
+            # The card is loaded somewhere, perhaps by an earlier attempt of ours: a lookup
+            # that fails leaves its delivery unknown (ambiguous), not an ordinary fault
+            # whose error code would hide the earlier 5xx.
+            ours = _look_for_delivery(ctx, claim, lambda: _find_card(ctx, row, card_number))
             if ours is None:
                 # Held by another account: after an earlier ambiguous outcome, perhaps ours,
                 # applied and claimed since; the row cannot say the card was not delivered
@@ -321,7 +324,7 @@ def _transfer(ctx: PipelineContext, claim: Claim) -> None:
     asset_id = row.asset_id
     assert asset_id is not None and row.recipient is not None
     try:
-        if claim.ambiguous and not _look_first(
+        if claim.ambiguous and not _look_for_delivery(
             ctx, claim, lambda: _still_ours(ctx, claim, asset_id)
         ):
             _mark_sent(ctx, claim, asset_id=None, transfer=None)
@@ -390,11 +393,12 @@ def _look_at_once(ctx: PipelineContext, claim: Claim, lost: _Ambiguous, look: Ca
         _handle(ctx, claim, lost)
 
 
-def _look_first(ctx: PipelineContext, claim: Claim, look: Callable[[], T]) -> T:
-    """An ambiguous claim's lookup, made before anything is sent again.
+def _look_for_delivery(ctx: PipelineContext, claim: Claim, look: Callable[[], T]) -> T:
+    """A lookup that tells whether a card may have been delivered: an ambiguous claim's,
+    made before anything is sent again, or the one after ``DUPLICATE_ASSET``.
 
-    Failing transiently, it leaves the delivery as unknown as it was: the row waits as
-    ambiguous and looks again after the backoff, past the budget too (``_handle``).
+    Failing transiently, it leaves the delivery unknown: the row waits as ambiguous and
+    looks again after the backoff, past the budget too (``_handle``).
     """
     try:
         return _look(ctx, claim, look)

@@ -220,6 +220,19 @@ def test_a_card_held_elsewhere_after_an_earlier_5xx_fails_with_its_delivery_unkn
     assert api_calls(control) == [LOAD, FIND_CARD]
 
 
+def test_a_card_held_elsewhere_whose_lookup_failed_once_still_fails_with_its_delivery_unknown(
+    settings: Settings, ctx: PipelineContext, control: httpx.Client
+) -> None:
+    # The lookup after the refusal times out: the earlier 5xx must not be forgotten with it.
+    row_id = stored_row(settings, "99020000001")  # DUPLICATE_ASSET, not in our account
+    set_row(settings, row_id, load_attempts=1, error_code="SERVER_ERROR")
+    plan_fault(control, "GET", "/api/accounts/", "timeout")
+    run_to_rest(ctx, row_id)
+    row = read_row(settings, row_id)
+    assert (row.state, row.error_code, row.ambiguous) == ("failed", "DUPLICATE_ASSET", True)
+    assert api_calls(control) == [LOAD, FIND_CARD, FIND_CARD, LOAD, FIND_CARD]
+
+
 def test_a_lost_load_answer_in_two_steps_finds_the_card_and_transfers_it(
     settings: Settings, two_step: PipelineContext, control: httpx.Client, sandbox: SandboxHandle
 ) -> None:
