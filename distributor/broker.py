@@ -192,13 +192,12 @@ class CeleryRowQueue:
     def __init__(self, celery: Celery) -> None:
         self._celery = celery
         self._rows_per_message = int(celery.conf.get("distributor_rows_per_message", 1))
-        self._redis: redis.Redis | None = None
+        # Connects on first use, for the note below only (kombu keeps its own pool).
+        self._redis = redis.Redis.from_url(str(celery.conf.broker_url))
 
     def note_if_lost(self) -> None:
         """Before rows are marked enqueued: if Redis lost the queue and no sweep has rebuilt
         it yet, record now as the moment the loss was seen (see ``RedisQueueWatch``)."""
-        if self._redis is None:
-            self._redis = redis.Redis.from_url(str(self._celery.conf.broker_url))
         self._redis.eval(
             _NOTE_LOSS, 2, QUEUE_SENTINEL_KEY, QUEUE_LOSS_SEEN_KEY, str(utcnow().timestamp())
         )

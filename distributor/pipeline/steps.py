@@ -117,14 +117,14 @@ def advance_row(ctx: PipelineContext, row_id: int, *, loading: Claim | None = No
     try:
         taken = False
         for step, run in ((LOAD, _load), (TRANSFER, _transfer)):
-            claimed_at = time.monotonic()
             if step == LOAD and loading is not None:
-                claim: Claim | None = loading
                 # Held since it was taken (rows_taken); were it not, no call may start.
+                claim: Claim | None = loading
                 claimed_at = -math.inf
             elif ctx.stopping.is_set():
                 return 0.0
             else:
+                claimed_at = time.monotonic()
                 with session_scope(ctx.database_url) as session:
                     claim = transitions.claim(
                         session, row_id=row_id, step=step, now=utcnow(), lease=ctx.lease

@@ -365,9 +365,13 @@ def _release_statement(step: str, *, counted: bool, with_error: bool) -> Update:
     return _held_update(step).values(values)
 
 
+def _held_params(claim: Claim, **params: Any) -> dict[str, Any]:
+    """``params`` for a statement of ``_held_update``: with the row and the token held."""
+    return params | {"row_id": claim.row_id, "held_token": claim.lease_token}
+
+
 def _apply(session: Session, statement: Update, claim: Claim, **params: Any) -> bool:
-    params |= {"row_id": claim.row_id, "held_token": claim.lease_token}
-    return session.connection().execute(statement, params).rowcount == 1
+    return session.connection().execute(statement, _held_params(claim, **params)).rowcount == 1
 
 
 def mark_loaded(session: Session, *, claim: Claim, asset_id: str, now: datetime) -> bool:
@@ -389,14 +393,13 @@ def mark_sent(
     ``transfer_id`` None: the card is known to be transferred but the answer holding the
     id was lost; the transfer-id sync fills it in (``Row.transfer_id_pending``).
     """
-    params = {
-        "row_id": claim.row_id,
-        "held_token": claim.lease_token,
-        "asset_id": asset_id,
-        "transfer_id": transfer_id,
-        "transfer_status": transfer_status,
-        "now": now,
-    }
+    params = _held_params(
+        claim,
+        asset_id=asset_id,
+        transfer_id=transfer_id,
+        transfer_status=transfer_status,
+        now=now,
+    )
     found = session.connection().execute(_MARK_SENT[claim.step], params).one_or_none()
     return SentMark(moved=found is not None, others_wait=found is not None and bool(found[0]))
 
